@@ -1,0 +1,38 @@
+# Two commands set everything up on a fresh machine:
+#   make run    create .venv, install, run the pipeline (dvc repro) on the embedded default data
+#   make test   create .venv, install, run the tests
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-all lint bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU build first, pinned: nothing after it may pull another torch build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	dvc repro
+
+test: install
+	pytest $(PYTEST_ARGS)
+
+test-all: install
+	pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+lint: install
+	ruff check . && ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,3 @@
+from dermeval.cli import main
+
+main()

@@ -1,0 +1,173 @@
+"""Shared machinery of the format adapters: row errors, JSONL reading, safe paths.
+
+Every adapter follows one rule: each input row ends up either loaded or rejected
+with a :class:`RowError` naming the file, line and field, so that
+``rows_in == loaded + rejected`` always holds and nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+
+T = TypeVar("T")
+
+# A DermBench narrative has a median of ~400 words (~2,500 characters); anything
+# past this is not a narrative but a mistake (or an attack on memory).
+MAX_TEXT_CHARS = 100_000
+# A single JSONL row beyond this is rejected before json.loads ever sees it.
+MAX_LINE_BYTES = 2 * MAX_TEXT_CHARS * 4
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Why one input row was rejected."""
+
+    file: str
+    line: int
+    field: str
+    message: str
+    id: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        rid = f" [id={self.id}]" if self.id else ""
+        return f"{where}: {self.field}: {self.message}{rid}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "field": self.field,
+                "message": self.message, "id": self.id}
+
+
+@dataclass
+class LoadResult(Generic[T]):
+    """Rows loaded from one source, the rows rejected, and how many rows came in."""
+
+    source: str
+    records: list[T] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    rows_in: int = 0
+    # Problems that concern the source as a whole (not one row), e.g. an absent file.
+    source_errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def rejected_rows(self) -> int:
+        return len({(e.file, e.line) for e in self.errors})
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.source_errors
+
+    def check_accounting(self) -> None:
+        """Raise if any row was neither loaded nor rejected."""
+        if self.rows_in != len(self.records) + self.rejected_rows:
+            raise AssertionError(
+                f"{self.source}: {self.rows_in} rows in, {len(self.records)} loaded, "
+                f"{self.rejected_rows} rejected"
+            )
+
+
+def pydantic_errors(exc: ValidationError, file: str, line: int, rid: str | None) -> list[RowError]:
+    """One RowError per problem pydantic found, with a dotted field path."""
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<row>"
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append(RowError(file, line, loc, msg, rid))
+    return out
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    """Yield ``(line_number, object)`` or ``(line_number, RowError)`` for each non-blank line.
+
+    Bytes are decoded per line, so one non-UTF-8 line does not spoil the file.
+    """
+    name = str(path)
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            if len(raw) > MAX_LINE_BYTES:
+                yield lineno, RowError(name, lineno, "<row>",
+                                       f"row is {len(raw):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit")
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield lineno, RowError(name, lineno, "<row>",
+                                       f"not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})")
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield lineno, RowError(name, lineno, "<row>", f"malformed JSON: {exc.msg} at column {exc.colno}")
+                continue
+            if not isinstance(obj, dict):
+                yield lineno, RowError(name, lineno, "<row>", f"expected a JSON object, got {type(obj).__name__}")
+                continue
+            yield lineno, obj
+
+
+def load_jsonl(
+    path: Path | str, parse: Callable[[dict[str, Any], str, int], T | list[RowError]],
+    *, id_of: Callable[[T], str] | None = None,
+) -> LoadResult[T]:
+    """Read a JSONL file with ``parse`` turning each object into a record or row errors.
+
+    With ``id_of``, a repeated id is rejected, naming the line where it was first seen.
+    """
+    path = Path(path)
+    result: LoadResult[T] = LoadResult(source=str(path))
+    if not path.is_file():
+        result.source_errors.append(RowError(str(path), 0, "<file>", "file not found"))
+        return result
+    seen: dict[str, int] = {}
+    for lineno, obj in iter_jsonl(path):
+        result.rows_in += 1
+        if isinstance(obj, RowError):
+            result.errors.append(obj)
+            continue
+        parsed = parse(obj, str(path), lineno)
+        if isinstance(parsed, list):
+            result.errors.extend(parsed)
+            continue
+        if id_of is not None:
+            rid = id_of(parsed)
+            if rid in seen:
+                result.errors.append(RowError(str(path), lineno, "id",
+                                              f"duplicate id (first seen on line {seen[rid]})", rid))
+                continue
+            seen[rid] = lineno
+        result.records.append(parsed)
+    return result
+
+
+def row_id(obj: dict[str, Any]) -> str | None:
+    rid = obj.get("id")
+    return str(rid) if isinstance(rid, (str, int)) else None
+
+
+def check_text(value: object, what: str) -> str:
+    """Return ``value`` if it is a string of acceptable length, else raise ValueError."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string")
+    if len(value) > MAX_TEXT_CHARS:
+        raise ValueError(f"{what} is {len(value):,} characters, over the {MAX_TEXT_CHARS:,}-character limit")
+    return value
+
+
+def write_jsonl(path: Path | str, rows: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> int:
+    """Write rows as compact, key-ordered JSONL (byte-stable for the same rows)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("w", encoding="utf-8", newline="\n") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+            n += 1
+    return n

@@ -1,0 +1,98 @@
+"""The six rating dimensions, named once for the whole project.
+
+Every other module takes dimension names from here: snake_case keys for data
+files and code, title-case names for judge output and critiques.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+
+DIMENSIONS: tuple[str, ...] = (
+    "accuracy",
+    "safety",
+    "medical_groundedness",
+    "clinical_coverage",
+    "reasoning_coherence",
+    "description_precision",
+)
+
+TITLES: dict[str, str] = {
+    "accuracy": "Accuracy",
+    "safety": "Safety",
+    "medical_groundedness": "Medical Groundedness",
+    "clinical_coverage": "Clinical Coverage",
+    "reasoning_coherence": "Reasoning Coherence",
+    "description_precision": "Description Precision",
+}
+
+SCORE_MIN = 0.0
+SCORE_MAX = 5.0
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z]+", "_", name.strip().lower()).strip("_")
+
+
+# Every spelling we accept maps to the snake_case key: "Medical Groundedness",
+# "medical-groundedness" and "medical_groundedness" all name one dimension.
+_ALIASES: dict[str, str] = {_norm(t): k for k, t in TITLES.items()} | {k: k for k in DIMENSIONS}
+
+
+def dimension_key(name: str) -> str | None:
+    """Return the snake_case key for any accepted spelling of a dimension, else None."""
+    return _ALIASES.get(_norm(name))
+
+
+class ScoreError(ValueError):
+    """A score mapping that cannot be read as six ratings; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def check_score(field: str, value: object) -> float:
+    """Return ``value`` as a float in [0, 5] or raise ScoreError naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ScoreError(field, f"score must be a number, got {type(value).__name__}")
+    try:
+        x = float(value)
+    except ValueError:
+        raise ScoreError(field, f"score must be a number, got {value!r}") from None
+    if math.isnan(x) or math.isinf(x):
+        raise ScoreError(field, f"score must be finite, got {value!r}")
+    if not SCORE_MIN <= x <= SCORE_MAX:
+        raise ScoreError(field, f"score {x:g} is outside {SCORE_MIN:g}-{SCORE_MAX:g}")
+    return x
+
+
+def normalise_scores(
+    raw: Mapping[str, object], *, field: str = "scores", require_all: bool = True
+) -> dict[str, float]:
+    """Map any accepted spelling of the six dimensions to checked snake_case scores.
+
+    Raises ScoreError for an unknown dimension name, a duplicate, a value that is not
+    a finite number in 0-5, or (with ``require_all``) a missing dimension.
+    """
+    out: dict[str, float] = {}
+    for name, value in raw.items():
+        key = dimension_key(str(name))
+        if key is None:
+            raise ScoreError(f"{field}.{name}", f"unknown dimension {name!r}; expected one of "
+                             + ", ".join(DIMENSIONS))
+        if key in out:
+            raise ScoreError(f"{field}.{name}", f"dimension {key!r} given twice")
+        out[key] = check_score(f"{field}.{name}", value)
+    if require_all:
+        missing = [d for d in DIMENSIONS if d not in out]
+        if missing:
+            raise ScoreError(field, "missing dimension(s): " + ", ".join(missing))
+    return {d: out[d] for d in DIMENSIONS if d in out}
+
+
+def to_titles(scores: Mapping[str, float]) -> dict[str, float]:
+    """Snake_case keys to title-case names, in the canonical order."""
+    return {TITLES[d]: scores[d] for d in DIMENSIONS if d in scores}

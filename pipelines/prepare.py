@@ -1,0 +1,98 @@
+"""Stage ``prepare``: ingest the data source chosen in params.yaml into ``data/prepared``.
+
+Output layout::
+
+    data/prepared/records.jsonl     every rated narrative, image paths relative to data/prepared
+    data/prepared/rejected.jsonl    rows that could not be used, with file, line, field and reason
+    data/prepared/manifest.json     sources, counts and a content fingerprint
+    data/prepared/<source>/         the source's own files (world, images, batches, shift truth)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from dermeval.formats.common import iter_jsonl, write_jsonl
+from dermeval.formats.records import load_records
+from dermeval.images import resolve_under
+from dermeval.params import PrepareParams, load_params
+
+
+def _rated_rows(folder: Path, source: str) -> list[dict]:
+    rows = []
+    for _, obj in iter_jsonl(folder / "ratings.jsonl"):
+        rows.append({**obj, "image": f"{source}/{obj['image']}", "source": source})
+    return rows
+
+
+def _user_rows(p: PrepareParams, out: Path) -> tuple[list[dict], list[dict]]:
+    image_root = Path(p.user_image_root) if p.user_image_root else Path(p.user_records).parent
+    loaded = load_records(p.user_records, image_root=image_root)
+    if loaded.source_errors:
+        raise SystemExit(f"prepare: {loaded.source_errors[0]}")
+    rows = []
+    for rec in loaded.records:
+        row = {**rec.to_json(), "source": "user"}
+        if rec.image:
+            target = out / "user" / "images" / rec.image
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(resolve_under(image_root, rec.image), target)
+            row["image"] = f"user/images/{rec.image}"
+        rows.append(row)
+    return rows, [e.to_dict() for e in loaded.errors]
+
+
+def prepare(p: PrepareParams, out: Path) -> dict:
+    """Build the normalised dataset for ``p.source`` under ``out`` (replacing what was there)."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    rows: list[dict] = []
+    rejected: list[dict] = []
+    sources = {}
+    if p.source in ("dermsynth", "both"):
+        from dermeval.synth.world import WorldConfig, generate_world
+
+        cfg = WorldConfig(cases=p.cases, seed=p.seed, weeks=p.weeks, batch_cases=p.batch_cases)
+        sources["dermsynth"] = generate_world(out / "dermsynth", cfg)
+        rows += _rated_rows(out / "dermsynth", "dermsynth")
+    if p.source in ("dermbench", "both"):
+        from dermeval.synth.realtext import build_dermbench_dataset
+
+        if not Path(p.dermbench_root, "data/manifest/dermbench_test.jsonl").is_file():
+            raise SystemExit(f"prepare: no DermBench release at {p.dermbench_root!r} (set prepare.dermbench_root)")
+        sources["dermbench"] = build_dermbench_dataset(p.dermbench_root, out / "dermbench", seed=p.seed,
+                                                       dermnet_root=p.dermnet_root, limit=p.dermbench_limit)
+        rows += _rated_rows(out / "dermbench", "dermbench")
+        rejected += [json.loads(line) for line in (out / "dermbench" / "rejected.jsonl").open()]
+    if p.source == "user":
+        user, rejected = _user_rows(p, out)
+        rows += user
+    write_jsonl(out / "records.jsonl", rows)
+    write_jsonl(out / "rejected.jsonl", rejected)
+    digest = hashlib.sha256((out / "records.jsonl").read_bytes()).hexdigest()
+    manifest = {"source": p.source, "simulated_ratings": p.source != "user", "records": len(rows),
+                "rejected": len(rejected), "fingerprint": digest,
+                "sources": {k: v.get("counts", {}) for k, v in sources.items()}}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml", help="params file (section 'prepare')")
+    ap.add_argument("--out", required=True, help="output folder (data.prepared)")
+    args = ap.parse_args(argv)
+    manifest = prepare(load_params(args.params).prepare, Path(args.out))
+    print(f"prepare: {manifest['records']} records, {manifest['rejected']} rejected "
+          f"(source={manifest['source']}, fingerprint {manifest['fingerprint'][:12]})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from dermeval.cli import app
+from dermeval.schema import DIMENSIONS
+
+runner = CliRunner()
+
+
+def test_help_on_every_command():
+    for cmd in ([], ["synth"], ["validate"]):
+        result = runner.invoke(app, [*cmd, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_validate_exit_codes(tmp_path: Path):
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"id": "a", "diagnostic_text": "t", "scores": {d: 3 for d in DIMENSIONS}}) + "\n")
+    assert runner.invoke(app, ["validate", str(good)]).exit_code == 0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(good.read_text() + "{oops\n")
+    result = runner.invoke(app, ["validate", str(bad), "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    [src] = report["sources"]
+    assert (src["rows_in"], src["loaded"], src["rejected"]) == (2, 1, 1)
+    assert src["errors"][0]["line"] == 2 and src["errors"][0]["file"] == str(bad)
+    assert runner.invoke(app, ["validate", str(tmp_path / "missing")]).exit_code == 1
+
+
+def test_validate_world(tiny_world: Path):
+    result = runner.invoke(app, ["validate", str(tiny_world)])
+    assert result.exit_code == 0, result.output
+    assert "OK" in result.output
+
+
+def test_validate_release_cli(dermbench_root: Path):
+    result = runner.invoke(app, ["validate", str(dermbench_root)])
+    assert result.exit_code == 0
+    assert "cases: 4000, categories: 23, sha256 mismatches: 0" in result.output
