@@ -72,3 +72,21 @@ def rationale(applied: list[Applied], ctx: CaseContext) -> dict[str, str]:
         else:
             out[d] = f"{TITLES[d]} lowered by " + ", ".join(f"{n.replace('_', ' ')} ({c:+.1f})" for n, c in costs) + "."
     return out
+
+
+def panel_statistics(rows: list[dict]) -> dict[str, object]:
+    """Measured rater behaviour on a set of rated rows: bias and noise against the truth,
+    and inter-rater agreement (mean absolute difference and Pearson r between raters)."""
+    raters = sorted(rows[0]["raters"]) if rows else []
+    truth = np.array([[r["truth"]["true_scores"][d] for d in DIMENSIONS] for r in rows])
+    given = {k: np.array([[r["raters"][k][d] for d in DIMENSIONS] for r in rows]) for k in raters}
+    # Away from the 0 and 5 walls, where clipping would hide a rater's bias.
+    inside = (truth > 0.5) & (truth < 4.5)
+    per_rater = {k: {"bias": round(float((g - truth)[inside].mean()), 3),
+                     "noise_sd": round(float((g - truth)[inside].std()), 3)} for k, g in given.items()}
+    pairs = {}
+    for i, a in enumerate(raters):
+        for b in raters[i + 1:]:
+            pairs[f"{a}~{b}"] = {"mad": round(float(np.abs(given[a] - given[b]).mean()), 3),
+                                 "pearson": round(float(np.corrcoef(given[a].ravel(), given[b].ravel())[0, 1]), 3)}
+    return {"n": len(rows), "raters": per_rater, "pairs": pairs}

@@ -121,7 +121,8 @@ def generate_world(out: Path | str, cfg: WorldConfig = WorldConfig(), progress: 
     batch_files = _write_batches(out, cfg, catalogue, panel, progress)
     shifts = _shift_truth(cfg)
     _dump(out / "shifts.json", shifts)
-    _dump(out / "raters.json", [asdict(r) for r in panel])
+    _dump(out / "raters.json", {"profiles": [asdict(r) for r in panel],
+                                "measured": pn.panel_statistics(ratings)})
     _dump(out / "operators.json", {n: {"description": op.description, "severity": op.severity,
                                        "effects": op.effects, "safety_by_urgency": op.safety_by_urgency}
                                    for n, op in OPERATORS.items()})

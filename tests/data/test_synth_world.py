@@ -65,14 +65,16 @@ def test_catalogue_is_complete_and_validated(tmp_path: Path):
 
 def test_rater_statistics(tiny_world: Path):
     rows = [json.loads(line) for line in (tiny_world / "ratings.jsonl").open()]
-    raters = json.loads((tiny_world / "raters.json").read_text())
-    for r in raters:
+    report = json.loads((tiny_world / "raters.json").read_text())
+    for r in report["profiles"]:
         err = np.array([row["raters"][r["id"]][d] - row["truth"]["true_scores"][d]
                         for row in rows for d in DIMENSIONS if 0.5 < row["truth"]["true_scores"][d] < 4.5])
         mean_bias = np.mean(list(r["bias"].values()))
         # Measured bias and spread match the rater's profile (rounding adds ~0.14 sd).
         assert abs(err.mean() - mean_bias) < 0.1, (r["id"], err.mean(), mean_bias)
         assert abs(err.std() - np.hypot(r["noise"], 0.144)) < 0.1
+        assert report["measured"]["raters"][r["id"]]["bias"] == pytest.approx(err.mean(), abs=1e-3)
+    assert all(0.7 < p["pearson"] < 1 for p in report["measured"]["pairs"].values())
     cons = np.array([[row["scores"][d] for d in DIMENSIONS] for row in rows])
     one = np.array([[row["raters"]["rater_1"][d] for d in DIMENSIONS] for row in rows])
     # Inter-rater agreement is high but not perfect.
