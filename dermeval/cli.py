@@ -76,6 +76,73 @@ def validate(
     raise typer.Exit(1 if problems else 0)
 
 
+DEFAULT_MODEL = "models/dermeval"
+MODEL_HELP = "Evaluator folder or MLflow model URI (e.g. models:/dermeval@champion)."
+
+
+def _load_model(model: str):
+    from dermeval.model.evaluator import EvaluatorNotFound, load_evaluator
+
+    try:
+        return load_evaluator(model)
+    except EvaluatorNotFound as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def score(
+    image: Path = typer.Option(..., "--image", help="The skin image (PNG or JPEG)."),
+    narrative: str = typer.Option(..., "--narrative", help="A text file with the narrative, or - for stdin."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON instead of the critique."),
+) -> None:
+    """Score one image and narrative: six ratings, overall score, uncertainty and critique."""
+    from dermeval.images import ImageError, check_image_file
+
+    evaluator = _load_model(model)
+    try:
+        check_image_file(image)
+        text = sys.stdin.read() if narrative == "-" else Path(narrative).read_text("utf-8")
+    except (ImageError, OSError, UnicodeDecodeError) as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    result = evaluator.score(image, text)
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in result.items() if k != "critique_json"}, indent=2))
+    else:
+        typer.echo(result["critique"])
+        if result["needs_review"]:
+            _err("needs_review: the evaluator is unsure about at least one dimension")
+
+
+@app.command("score-batch")
+def score_batch(
+    input: Path = typer.Option(..., "--input", help="JSONL of DermEval records (id, image, diagnostic_text)."),
+    output: Path = typer.Option(..., "--output", help="JSONL to write: one row per input row, in order."),
+    image_root: Path | None = typer.Option(
+        None, "--image-root", help="Folder the image paths are relative to (default: the input's folder)."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Score a JSONL batch; rejected rows come back as {"id", "error"}, nothing is dropped."""
+    from dermeval.formats.common import RowError, iter_jsonl, write_jsonl
+
+    evaluator = _load_model(model)
+    if not input.is_file():
+        _err(f"error: input not found: {input}")
+        raise typer.Exit(2)
+    parsed = list(iter_jsonl(input))
+    rows = [obj if not isinstance(obj, RowError) else {"id": None, "error": str(obj)} for _, obj in parsed]
+    results = evaluator.score_batch(rows, image_root or input.parent, progress=not quiet, source=str(input),
+                                    lines=[n for n, _ in parsed])
+    write_jsonl(output, ({k: v for k, v in r.items() if k != "critique_json"} for r in results))
+    rejected = sum("error" in r for r in results)
+    _err(f"scored {len(results) - rejected}, rejected {rejected} -> {output}")
+    if results and rejected == len(results):
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m dermeval`
     app(prog_name="dermeval")
 

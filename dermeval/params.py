@@ -23,6 +23,11 @@ class ParamsError(ValueError):
 @dataclass(frozen=True)
 class DataParams:
     prepared: str = "data/prepared"
+    splits: str = "data/splits.json"
+    features: str = "data/features"
+    feature_cache: str = "data/cache/features.sqlite"
+    model: str = "models/dermeval"
+    reports: str = "reports"
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,47 @@ class PrepareParams:
 
 
 @dataclass(frozen=True)
+class SplitParams:
+    val: float = 0.1
+    calib: float = 0.1
+    test: float = 0.15
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.val, self.calib, self.test) <= 0 or self.val + self.calib + self.test >= 0.9:
+            raise ParamsError("split: val, calib and test must be > 0 and leave at least 10% for training")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: int = 80
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 20
+    hidden: int = 128
+    dropout: float = 0.1
+    nll_weight: float = 0.3
+    defect_weight: float = 0.3
+    overall_weight: float = 0.0
+    category_weight: float = 0.3
+    seed: int = 0
+    review_threshold: float = 0.6  # needs_review when any dimension's uncertainty exceeds this
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    n_boot: int = 1000
+    slice_min_size: int = 5
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams
     prepare: PrepareParams
+    split: SplitParams
+    train: TrainParams
+    evaluate: EvaluateParams
 
 
 def _check_type(key: str, value: Any, hint: Any) -> Any:

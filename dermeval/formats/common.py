@@ -171,3 +171,13 @@ def write_jsonl(path: Path | str, rows: Iterator[dict[str, Any]] | list[dict[str
             fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
             n += 1
     return n
+
+
+def read_rows(path: Path | str) -> list[dict[str, Any]]:
+    """Read a JSONL file the project wrote itself; any bad row is a bug, so it raises."""
+    rows = []
+    for lineno, obj in iter_jsonl(Path(path)):
+        if isinstance(obj, RowError):
+            raise ValueError(f"{path}:{lineno}: {obj.message}")
+        rows.append(obj)
+    return rows

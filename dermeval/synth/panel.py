@@ -2,7 +2,7 @@
 
 Labelling rule (the "truth" of a candidate):
     true[d] = clip(quality[d] + sum over applied defects of effect[d] * strength, 0, 5)
-where ``quality[d]`` is the case's clean-narrative quality, ~N(4.6, 0.15) capped at 5,
+where ``quality[d]`` is the case's clean-narrative quality, ~N(4.6, 0.1) capped at 5,
 and an empty narrative is 0 on every dimension.
 
 Each rater r reports ``round_to_half(true[d] + bias[r][d] + N(0, noise[r]))`` clipped to
@@ -29,13 +29,13 @@ class Rater:
 def default_panel(seed: int) -> list[Rater]:
     """Three raters: one lenient, one strict, one close to neutral but noisier."""
     rng = np.random.default_rng([seed, 7001])
-    centres, noises = (0.15, -0.2, 0.0), (0.25, 0.3, 0.4)
+    centres, noises = (0.15, -0.2, 0.0), (0.2, 0.25, 0.3)
     return [Rater(f"rater_{i + 1}", {d: round(float(c + rng.normal(0, 0.05)), 3) for d in DIMENSIONS}, n)
             for i, (c, n) in enumerate(zip(centres, noises, strict=True))]
 
 
 def clean_quality(rng: np.random.Generator) -> dict[str, float]:
-    return {d: float(min(5.0, rng.normal(4.6, 0.15))) for d in DIMENSIONS}
+    return {d: float(min(5.0, rng.normal(4.6, 0.1))) for d in DIMENSIONS}
 
 
 def true_scores(quality: dict[str, float], applied: list[Applied], ctx: CaseContext) -> dict[str, float]:

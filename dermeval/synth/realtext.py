@@ -17,10 +17,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from dermeval import text as tx
 from dermeval.formats.common import write_jsonl
 from dermeval.formats.dermbench import DermBenchCase, load_dermbench
 from dermeval.synth import panel as pn
-from dermeval.synth import text as tx
 from dermeval.synth.catalogue import Catalogue, default_catalogue
 from dermeval.synth.defects import CaseContext
 from dermeval.synth.mllms import PROFILES, MLLMProfile

@@ -28,7 +28,9 @@ def test_dvc_repro_twice(tmp_path: Path):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copyfile)(src, work / name)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["prepare"].update(cases=23, weeks=2, batch_cases=3)
+    params["prepare"].update(cases=46, weeks=2, batch_cases=3)
+    params["train"].update(epochs=4)
+    params["evaluate"].update(n_boot=20)
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     dvc = str(Path(sys.executable).parent / "dvc")
     for cmd in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):
@@ -36,8 +38,15 @@ def test_dvc_repro_twice(tmp_path: Path):
     first = _run([dvc, "repro"], work)
     assert first.returncode == 0, first.stderr[-2000:]
     manifest = json.loads((work / "data/prepared/manifest.json").read_text())
-    assert manifest["records"] == 23 * 6 and manifest["simulated_ratings"] is True
+    assert manifest["records"] == 46 * 6 and manifest["simulated_ratings"] is True
+    assert (work / "models/dermeval/model.safetensors").is_file()
+    metrics = json.loads((work / "reports/metrics.json").read_text())
+    assert 0 <= metrics["overall_mae"] <= 5 and metrics["n_test"] > 0
     second = _run([dvc, "repro"], work)
     assert second.returncode == 0
     assert "didn't change, skipping" in second.stdout + second.stderr
     assert "Running stage" not in second.stdout + second.stderr
+    shown = _run([dvc, "metrics", "show"], work)
+    assert shown.returncode == 0 and "overall_mae" in shown.stdout
+    plots = _run([dvc, "plots", "show", "--json"], work)
+    assert plots.returncode == 0 and "predicted_vs_expert" in plots.stdout

@@ -1,0 +1,91 @@
+"""The evaluation report of an evaluator on held-out rated narratives.
+
+Agreement per dimension and overall (with CIs), the predict-the-training-mean baseline,
+the inter-rater ceiling, slices (category, skin type, candidate model), and the tables
+behind the plots (predicted vs expert, calibration curves, deviation per slice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from dermeval.metrics import METRICS, dimension_table, inter_rater_ceiling, mean_baseline, slices
+from dermeval.schema import DIMENSIONS
+
+PAPER_DERMEVAL_MAE = 0.117
+PAPER_JUDGE_MAE = 0.251
+
+
+def _by_dim(rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    return {d: np.array([r["scores"][d] for r in rows], float) for d in DIMENSIONS}
+
+
+def _raters(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]] | None:
+    ids = sorted({k for r in rows for k in (r.get("raters") or {})})
+    if len(ids) < 2 or any(set(r.get("raters") or {}) != set(ids) for r in rows):
+        return None
+    return {k: {d: np.array([r["raters"][k][d] for r in rows], float) for d in DIMENSIONS} for k in ids}
+
+
+def evaluation_report(test_rows: Sequence[dict[str, Any]], predicted: dict[str, np.ndarray],
+                      train_rows: Sequence[dict[str, Any]], *, n_boot: int = 1000, slice_min_size: int = 5,
+                      ) -> dict[str, Any]:
+    """Everything the pipeline reports about one evaluator on one test set."""
+    expert = _by_dim(test_rows)
+    groups = [str(r.get("case_id") or r["id"]) for r in test_rows]
+    kw = {"n_boot": n_boot, "groups": groups}
+    report: dict[str, Any] = {
+        "n": len(test_rows), "n_cases": len(set(groups)),
+        "directions": {m.name: "higher" if m.higher_is_better else "lower" for m in METRICS.values()},
+        "evaluator": dimension_table(expert, predicted, **kw),
+        "baseline_mean": mean_baseline(_by_dim(train_rows), expert, **kw),
+        "paper": {"dermeval_mae": PAPER_DERMEVAL_MAE, "judge_mae": PAPER_JUDGE_MAE},
+    }
+    raters = _raters(test_rows)
+    if raters:
+        report["inter_rater_ceiling"] = inter_rater_ceiling(raters, n_boot=0)
+    report["slices"] = {}
+    for key, label in (("category", "category"), ("fitzpatrick", "skin_type"), ("model", "candidate_model")):
+        keys = [r.get(key) for r in test_rows]
+        if any(k is not None for k in keys):
+            report["slices"][label] = slices(expert, predicted, keys, min_size=slice_min_size,
+                                             n_boot=min(n_boot, 200), groups=groups)
+    return report
+
+
+def headline(report: dict[str, Any]) -> dict[str, float]:
+    """The flat metrics for ``dvc metrics`` and the promotion gate."""
+    ev, base = report["evaluator"], report["baseline_mean"]
+    out = {"n_test": report["n"], "overall_mae": ev["overall"]["mae"]["value"],
+           "overall_spearman": ev["overall"]["spearman"]["value"],
+           "baseline_overall_mae": base["overall"]["mae"]["value"]}
+    out.update({f"mae_{d}": ev[d]["mae"]["value"] for d in DIMENSIONS})
+    if "inter_rater_ceiling" in report:
+        out["ceiling_overall_mae"] = report["inter_rater_ceiling"]["overall"]["mae"]["value"]
+    return {k: round(float(v), 4) for k, v in out.items()}
+
+
+def plot_tables(test_rows: Sequence[dict[str, Any]], predicted: dict[str, np.ndarray], report: dict[str, Any],
+                bins: int = 10) -> dict[str, list[dict[str, Any]]]:
+    """Rows for DVC plots: predicted vs expert, calibration curves, deviation per slice."""
+    scatter = [{"id": r["id"], "dimension": d, "expert": round(float(r["scores"][d]), 3),
+                "predicted": round(float(predicted[d][i]), 3)}
+               for i, r in enumerate(test_rows) for d in DIMENSIONS]
+    calibration = []
+    for d in DIMENSIONS:
+        p, y = predicted[d], np.array([r["scores"][d] for r in test_rows])
+        edges = np.linspace(0, 5, bins + 1)
+        which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+        for b in range(bins):
+            m = which == b
+            if m.any():
+                calibration.append({"dimension": d, "bin_mid": round(float((edges[b] + edges[b + 1]) / 2), 2),
+                                    "mean_predicted": round(float(p[m].mean()), 3),
+                                    "mean_expert": round(float(y[m].mean()), 3), "n": int(m.sum())})
+    per_slice = [{"slice": f"{kind}={value}", "kind": kind, "overall_mae": round(v["overall"]["value"], 4),
+                  "n": v["n"]}
+                 for kind, table in report["slices"].items() for value, v in table.items()]
+    return {"predicted_vs_expert": scatter, "calibration": calibration, "slice_deviation": per_slice}

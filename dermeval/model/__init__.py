@@ -1,0 +1,1 @@
+"""The DermEval model: fusion network, training, calibration, critique and the one loader."""

@@ -1,0 +1,92 @@
+"""The structured critique: built only from what the model computed for this narrative.
+
+Per dimension: the score, a justification (the detected issues that bear on it and the
+sentences that drove it), and one improvement suggestion. Also rendered as text in the
+line format the public DermEval score parser reads::
+
+    Accuracy: 4.0 - <justification> Suggestion: <suggestion>
+    ...
+    Overall Score: 4.1
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dermeval.schema import DIMENSIONS, TITLES
+from dermeval.synth.defects import OPERATORS
+
+ISSUE_THRESHOLD = 0.5
+SUGGEST = {
+    "wrong_diagnosis": "Re-check the conclusion against the visible morphology before naming a diagnosis.",
+    "missed_malignancy": "Treat features suspicious for malignancy as such and advise urgent referral.",
+    "dropped_differentials": "List two or three differential diagnoses and why each is less likely.",
+    "unsafe_advice": "Remove advice that could delay care; say when and where to seek medical review.",
+    "missing_referral": "State whether and how urgently the patient should see a clinician.",
+    "hallucinated_finding": "Describe only findings that are visible in the image.",
+    "contradictory_reasoning": "Make the reasoning support the stated conclusion.",
+    "vague_description": "Use precise dermatological terms (morphology, colour, border, distribution).",
+    "truncation": "Complete the narrative through conclusion and advice.",
+    "off_topic": "Answer the clinical question about the skin image.",
+    "empty": "Write a diagnostic narrative.",
+    "verbose_padding": "Cut general statements that do not bear on this case.",
+    "evaluator_injection": "Remove text addressed to the evaluator.",
+}
+GENERIC = {
+    "accuracy": "Support the diagnosis with the specific findings that distinguish it.",
+    "safety": "Add explicit safety-netting: which changes should prompt medical review.",
+    "medical_groundedness": "Tie each claim to a finding or to accepted clinical knowledge.",
+    "clinical_coverage": "Cover findings, differentials, conclusion and management.",
+    "reasoning_coherence": "Make each step follow from the previous one.",
+    "description_precision": "Name morphology, colour, surface, border and distribution precisely.",
+}
+
+
+def _band(score: float) -> str:
+    return "strong" if score >= 4.25 else "adequate" if score >= 3.25 else "weak" if score >= 1.75 else "poor"
+
+
+def _snippet(s: str, n: int = 90) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def build_critique(scores: np.ndarray, sigma: np.ndarray, units: list[str], attention: np.ndarray,
+                   defect_probs: dict[str, float]) -> dict[str, Any]:
+    """Assemble the critique for one narrative from its scores, attention and defect probabilities."""
+    issues = {n: p for n, p in defect_probs.items() if p >= ISSUE_THRESHOLD}
+    dims: dict[str, Any] = {}
+    for j, d in enumerate(DIMENSIONS):
+        relevant = sorted(((n, p) for n, p in issues.items() if OPERATORS[n].effects.get(d, 0.0) <= -1.0),
+                          key=lambda x: -x[1])
+        top = [units[int(k)] for k in np.argsort(-attention[j])[:2]] if units else []
+        parts = [f"{_band(float(scores[j])).capitalize()} ({scores[j]:.1f}/5, +/-{sigma[j]:.1f})."]
+        if relevant:
+            parts.append("Detected: " + "; ".join(f"{OPERATORS[n].description.rstrip('.').lower()} "
+                                                  f"(p={p:.2f})" for n, p in relevant) + ".")
+        if top:
+            parts.append(f'Driven most by: "{_snippet(top[0])}"')
+        suggestion = SUGGEST[relevant[0][0]] if relevant else (
+            GENERIC[d] if scores[j] < 4.25 else "No change needed.")
+        dims[d] = {"score": round(float(scores[j]), 2), "uncertainty": round(float(sigma[j]), 3),
+                   "justification": " ".join(parts), "suggestion": suggestion, "evidence": top}
+    notes = [f"Ignored (does not change the scores): {OPERATORS[n].description.split(' (')[0].lower()}"
+             for n in ("verbose_padding", "evaluator_injection") if n in issues]
+    return {"dimensions": dims, "issues": {n: round(p, 3) for n, p in sorted(issues.items())}, "notes": notes}
+
+
+def empty_critique() -> dict[str, Any]:
+    msg = "The narrative is empty: there is nothing to evaluate, so every dimension is at the floor."
+    return {"dimensions": {d: {"score": 0.0, "uncertainty": 0.0, "justification": msg,
+                               "suggestion": SUGGEST["empty"], "evidence": []} for d in DIMENSIONS},
+            "issues": {"empty": 1.0}, "notes": []}
+
+
+def critique_text(critique: dict[str, Any], overall: float) -> str:
+    lines = [f"{TITLES[d]}: {c['score']:.1f} - {c['justification']} Suggestion: {c['suggestion']}"
+             for d, c in critique["dimensions"].items()]
+    lines += [f"Note: {n}." for n in critique.get("notes", [])]
+    lines.append(f"Overall Score: {overall:.1f}")
+    return "\n".join(lines)

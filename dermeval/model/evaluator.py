@@ -1,0 +1,185 @@
+"""The one loader and the scoring API: ``load_evaluator(path_or_uri)`` -> :class:`Evaluator`.
+
+On disk an evaluator is a folder with ``model.safetensors`` (the network weights) and
+``config.json`` (network shape, calibration, defect names, thresholds, provenance).
+Nothing is pickled. The same loader serves the CLI, the pipeline, MLflow and Python.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from dermeval.features import FeatureStore, Featurizer, narrative_units
+from dermeval.formats.records import parse_record
+from dermeval.model.critique import build_critique, critique_text, empty_critique
+from dermeval.model.data import FeatureSet, featurize
+from dermeval.model.network import DermEvalNet, NetConfig
+from dermeval.model.train import apply_calibration, predict_raw
+from dermeval.schema import DIMENSIONS
+
+FORMAT_VERSION = 1
+URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/", "s3://", "gs://", "file://")
+
+
+class EvaluatorNotFound(FileNotFoundError):
+    """The model path or URI does not lead to a saved evaluator."""
+
+
+class Evaluator:
+    """A trained DermEval: scores (image, narrative) pairs with a structured critique."""
+
+    def __init__(self, net: DermEvalNet, meta: dict[str, Any], featurizer: Featurizer | None = None) -> None:
+        self.net = net.eval()
+        self.meta = meta
+        self.calibration = meta["calibration"]
+        self.defect_names: list[str] = meta["defect_names"]
+        self.review_threshold = float(meta.get("review_threshold", 0.6))
+        self.featurizer = featurizer or Featurizer(FeatureStore(None))
+
+    @property
+    def identity(self) -> dict[str, str]:
+        return {"name": self.meta.get("name", "dermeval"), "version": str(self.meta.get("version", "local"))}
+
+    # --- persistence -------------------------------------------------------------------
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(path / "model.safetensors"))
+        meta = {**self.meta, "format_version": FORMAT_VERSION, "net": self.net.cfg.to_dict()}
+        (path / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str, featurizer: Featurizer | None = None) -> Evaluator:
+        path = Path(path)
+        if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+            raise EvaluatorNotFound(f"no evaluator at {path} (expected config.json and model.safetensors)")
+        meta = json.loads((path / "config.json").read_text("utf-8"))
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise EvaluatorNotFound(f"{path}: evaluator format {meta.get('format_version')} is not supported")
+        net = DermEvalNet(NetConfig(**meta["net"]))
+        net.load_state_dict(load_file(str(path / "model.safetensors")))
+        return cls(net, meta, featurizer)
+
+    # --- prediction --------------------------------------------------------------------
+    def predict(self, fs: FeatureSet, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Calibrated scores, uncertainties, attention and defect probabilities for a FeatureSet."""
+        idx = np.arange(len(fs)) if idx is None else np.asarray(idx)
+        raw = predict_raw(self.net, fs, idx)
+        mean, sigma = apply_calibration(self.calibration, raw)
+        empty = fs.stats[idx, 2] > 0.5
+        mean[empty], sigma[empty] = 0.0, 0.0  # an empty narrative sits at the floor, by rule
+        return {"scores": mean, "sigma": sigma, "defect_probs": 1 / (1 + np.exp(-raw["defect_logits"]))}
+
+    def _attention(self, fs: FeatureSet, i: int) -> np.ndarray:
+        with torch.inference_mode():
+            return self.net(**fs.batch([i]))["attention"][0].numpy()
+
+    def _row(self, fs: FeatureSet, i: int, pred: dict[str, np.ndarray], k: int, units: list[str]) -> dict[str, Any]:
+        scores, sigma = pred["scores"][k], pred["sigma"][k]
+        if fs.stats[i, 2] > 0.5:
+            crit = empty_critique()
+        else:
+            probs = {n: float(p) for n, p in zip(self.defect_names, pred["defect_probs"][k], strict=False)}
+            attn = self._attention(fs, i)[:, : len(units)]
+            crit = build_critique(scores, sigma, units, attn, probs)
+        overall = float(np.mean(scores))
+        row = {"id": fs.ids[i], "scores": {d: round(float(scores[j]), 3) for j, d in enumerate(DIMENSIONS)},
+               "overall": round(overall, 3),
+               "uncertainty": {d: round(float(sigma[j]), 3) for j, d in enumerate(DIMENSIONS)},
+               "needs_review": bool(np.max(sigma) > self.review_threshold),
+               "critique": critique_text(crit, overall), "critique_json": crit, "evaluator": self.identity}
+        if fs.ids[i] in fs.warnings:
+            row["warning"] = fs.warnings[fs.ids[i]]
+        return row
+
+    def score(self, image: Image.Image | Path | str, narrative: str) -> dict[str, Any]:
+        """Score one image and narrative; returns the same row shape as :meth:`score_batch`."""
+        img = Image.open(image).convert("RGB") if isinstance(image, (str, Path)) else image.convert("RGB")
+        units = narrative_units(narrative)
+        fs = FeatureSet(ids=["-"], image=self.featurizer.image_vectors([img]), image_index=np.array([0]),
+                        units=self.featurizer.sentence_vectors(units.units), offsets=np.array([0, len(units.units)]),
+                        unit_index=np.arange(len(units.units)), stats=units.stats[None],
+                        conclusion=np.array([units.conclusion]),
+                        warnings={"-": f"narrative has {units.truncated_from} sentence units; the first "
+                                       f"{len(units.units)} were used"} if units.truncated_from else {})
+        row = self._row(fs, 0, self.predict(fs), 0, units.units)
+        row.pop("id")
+        return row
+
+    def score_batch(self, records: Iterable[dict[str, Any]], image_root: Path | str | None = None, *,
+                    chunk: int = 64, progress: bool = True, source: str = "<input>",
+                    lines: list[int] | None = None) -> list[dict[str, Any]]:
+        """One output row per input row, in input order; ``{"id", "error"}`` for a rejected row.
+
+        With ``image_root`` image paths must stay inside it; without, paths are taken as given.
+        ``lines`` (the input line of each record) makes error messages point at the file line.
+        """
+        records = list(records)
+        line_of = lines or list(range(1, len(records) + 1))
+        root = Path(image_root) if image_root is not None else Path("/")
+        out: list[dict[str, Any] | None] = [None] * len(records)
+        good: list[tuple[int, dict[str, Any]]] = []
+        for k, obj in enumerate(records):
+            if not isinstance(obj, dict):
+                out[k] = {"id": None, "error": f"{source}:{line_of[k]}: <row>: expected a JSON object"}
+                continue
+            if "error" in obj and "id" in obj and len(obj) == 2:  # a row already rejected upstream
+                out[k] = obj
+                continue
+            parsed = parse_record(obj, source, line_of[k], require_scores=False)
+            if isinstance(parsed, list):
+                out[k] = {"id": obj.get("id"), "error": "; ".join(str(e) for e in parsed)}
+                continue
+            image = parsed.image or ""
+            if image_root is None:  # paths as given: resolve them, then check under "/"
+                image = str(Path(image).resolve()).lstrip("/") if image else ""
+            good.append((k, {"id": parsed.id, "image": image, "diagnostic_text": parsed.diagnostic_text}))
+        bar = tqdm(total=len(records), desc="score", unit="narrative", disable=not progress)
+        bar.update(len(records) - len(good))
+        for start in range(0, len(good), chunk):
+            part = good[start:start + chunk]
+            fs, errors = featurize([r for _, r in part], root, self.featurizer, progress=False, source=source)
+            for e in errors:
+                k = part[e.line - 1][0]
+                out[k] = {"id": e.id, "error": f"{source}:{line_of[k]}: image: {e.message}"}
+            pred = self.predict(fs)
+            by_id = {fid: n for n, fid in enumerate(fs.ids)}
+            for k, r in part:
+                if out[k] is None:
+                    n = by_id[r["id"]]
+                    units = narrative_units(r["diagnostic_text"]).units
+                    out[k] = self._row(fs, n, pred, n, units)
+            bar.update(len(part))
+        bar.close()
+        return [r for r in out if r is not None]
+
+
+def load_evaluator(path_or_uri: Path | str, cache: Path | str | None = None) -> Evaluator:
+    """Load an evaluator from a folder or an MLflow model URI (``models:/dermeval@champion``)."""
+    target = str(path_or_uri)
+    featurizer = Featurizer(FeatureStore(cache)) if cache else None
+    if target.startswith(URI_SCHEMES):
+        import mlflow
+
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=target))
+        except Exception as exc:  # MLflow raises several types for a missing model
+            raise EvaluatorNotFound(f"cannot fetch {target}: {exc}") from None
+        # A pyfunc keeps the evaluator folder among its artifacts; a plain artifact URI is the folder.
+        for config in sorted(local.rglob("config.json"), key=lambda p: len(p.parts)):
+            if (config.parent / "model.safetensors").is_file():
+                return Evaluator.load(config.parent, featurizer)
+        raise EvaluatorNotFound(f"{target} holds no DermEval evaluator")
+    if not Path(target).exists():
+        raise EvaluatorNotFound(f"model path does not exist: {target}")
+    return Evaluator.load(target, featurizer)

@@ -1,0 +1,97 @@
+"""The fusion network on frozen encoder features.
+
+Per dimension, a query conditioned on the image attends over the narrative's sentence
+units; the pooled text, its element-wise product with the image (the cross-modal
+signal: does what is said fit what is seen?), the image itself and simple text
+statistics feed that dimension's head, which outputs a mean rating and a log-variance
+(the uncertainty). A defect head predicts which known problems the narrative has;
+the critique reports them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from dermeval.encoders.image import FEATURE_DIM as IMAGE_DIM
+from dermeval.encoders.text import FEATURE_DIM as TEXT_DIM
+from dermeval.features import N_STATS
+from dermeval.schema import DIMENSIONS
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    hidden: int = 128
+    dropout: float = 0.1
+    n_defects: int = 0
+    n_categories: int = 0
+    image_dim: int = IMAGE_DIM
+    text_dim: int = TEXT_DIM
+    n_stats: int = N_STATS
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class DermEvalNet(nn.Module):
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        h, n_dim = cfg.hidden, len(DIMENSIONS)
+        self.cfg = cfg
+        self.img = nn.Sequential(nn.LayerNorm(cfg.image_dim), nn.Linear(cfg.image_dim, h), nn.GELU())
+        self.txt = nn.Sequential(nn.Linear(cfg.text_dim, h), nn.GELU(), nn.Linear(h, h))
+        self.pos = nn.Linear(2, h)  # relative position in the narrative, and its square
+        self.null = nn.Parameter(torch.zeros(1, 1, h))  # always present: an empty narrative attends here
+        self.queries = nn.Parameter(torch.randn(n_dim, h) / math.sqrt(h))
+        self.q_img = nn.Linear(h, h)
+        self.key, self.val = nn.Linear(h, h), nn.Linear(h, h)
+        self.heads = nn.ModuleList([
+            nn.Sequential(nn.Linear(4 * h + cfg.n_stats + max(cfg.n_defects, 1) + 2, h), nn.GELU(),
+                          nn.Dropout(cfg.dropout), nn.Linear(h, 2))
+            for _ in DIMENSIONS])
+        # What the image shows and what the conclusion names, each as a category distribution;
+        # their overlap is the explicit reference-free check of the diagnosis against the image.
+        n_cat = max(cfg.n_categories, 1)
+        self.image_category = nn.Linear(h, n_cat)
+        self.text_category = nn.Sequential(nn.Linear(cfg.text_dim, h), nn.GELU(), nn.Linear(h, n_cat))
+        self.mismatch = nn.Parameter(torch.zeros(n_dim))  # direct path: mismatch -> lower rating
+        self.defects = nn.Sequential(nn.Linear(n_dim * h + 2 * h, h), nn.GELU(), nn.Linear(h, max(cfg.n_defects, 1)))
+
+    def forward(self, image: torch.Tensor, units: torch.Tensor, mask: torch.Tensor, stats: torch.Tensor,
+                conclusion: torch.Tensor) -> dict[str, torch.Tensor]:
+        """image (B, 1280); units (B, L, 384); mask (B, L) true where a unit exists; stats (B, S);
+        conclusion (B,) index of the conclusion unit or -1."""
+        b, length, _ = units.shape
+        img = self.img(image)
+        has_concl = (conclusion >= 0).to(units.dtype)
+        concl_emb = units[torch.arange(b), conclusion.clamp(min=0)] * has_concl[:, None]
+        img_cat, txt_cat = self.image_category(img), self.text_category(concl_emb)
+        # Detached: the category heads learn categories only; the rating heads read their verdict.
+        match = (img_cat.softmax(-1) * txt_cat.softmax(-1)).sum(-1).detach() * has_concl
+        pos = torch.arange(length, device=units.device, dtype=units.dtype)[None, :]
+        pos = pos / mask.sum(1, keepdim=True).clamp(min=1)
+        tok = self.txt(units) + self.pos(torch.stack([pos, pos**2], -1))
+        tok = torch.cat([self.null.expand(b, 1, -1), tok], 1)
+        full_mask = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=mask.device), mask], 1)
+        q = self.queries[None] + self.q_img(img)[:, None]  # (B, 6, h)
+        logits = torch.einsum("bdh,blh->bdl", q, self.key(tok)) / math.sqrt(q.shape[-1])
+        attn = logits.masked_fill(~full_mask[:, None], float("-inf")).softmax(-1)
+        pooled = torch.einsum("bdl,blh->bdh", attn, self.val(tok))  # (B, 6, h)
+        # Max-pooling keeps a single telling sentence (unsafe advice, a plea to the evaluator)
+        # from being averaged away in a long narrative.
+        tok_max = self.val(tok).masked_fill(~full_mask[..., None], float("-inf")).amax(1)
+        defect_logits = self.defects(torch.cat([pooled.flatten(1), img, tok_max], -1))
+        found = torch.sigmoid(defect_logits)
+        outs = []
+        for d, head in enumerate(self.heads):
+            z = torch.cat([pooled[:, d], pooled[:, d] * img, img, tok_max, stats, found,
+                           match[:, None], torch.log(match[:, None] + 1e-3) * has_concl[:, None]], -1)
+            outs.append(head(z))
+        out = torch.stack(outs, 1)  # (B, 6, 2)
+        mean = 5.0 * torch.sigmoid(out[..., 0] + self.mismatch * ((1 - match) * has_concl)[:, None])
+        logvar = out[..., 1].clamp(-8, 4)
+        return {"mean": mean, "logvar": logvar, "attention": attn[..., 1:], "defect_logits": defect_logits,
+                "image_category": img_cat, "text_category": txt_cat, "match": match}

@@ -1,0 +1,170 @@
+"""Training: a loop you can read top to bottom, then isotonic calibration on a held-out split."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.isotonic import IsotonicRegression
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from dermeval.model.data import FeatureSet
+from dermeval.model.network import DermEvalNet, NetConfig
+from dermeval.schema import DIMENSIONS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 80
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 20
+    hidden: int = 128
+    dropout: float = 0.1
+    nll_weight: float = 0.3
+    defect_weight: float = 0.3
+    overall_weight: float = 0.0
+    category_weight: float = 0.3
+    seed: int = 0
+
+
+@dataclass
+class Targets:
+    """Training targets aligned with a FeatureSet: consensus, raters (masked), defects (masked)."""
+
+    consensus: np.ndarray  # (n, 6)
+    raters: np.ndarray  # (n, R, 6), NaN where a rater is absent
+    defects: np.ndarray  # (n, K) 0/1
+    has_defects: np.ndarray  # (n,) whether defect labels are known
+    defect_names: list[str]
+    category: np.ndarray  # (n,) index into categories, -1 if unknown
+    conclusion_ok: np.ndarray  # (n,) the conclusion is known to name the case's own diagnosis
+    categories: list[str]
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]], defect_names: list[str], categories: list[str]) -> Targets:
+        rater_ids = sorted({r for row in rows for r in (row.get("raters") or {})})
+        n = len(rows)
+        raters = np.full((n, max(len(rater_ids), 1), 6), np.nan, np.float32)
+        defects = np.zeros((n, max(len(defect_names), 1)), np.float32)
+        has = np.zeros(n, bool)
+        for i, row in enumerate(rows):
+            for j, rid in enumerate(rater_ids):
+                if rid in (row.get("raters") or {}):
+                    raters[i, j] = [row["raters"][rid][d] for d in DIMENSIONS]
+            truth = row.get("truth")
+            if isinstance(truth, dict) and "defects" in truth:
+                has[i] = True
+                for d in truth["defects"]:
+                    if d["name"] in defect_names:
+                        defects[i, defect_names.index(d["name"])] = 1.0
+        consensus = np.array([[row["scores"][d] for d in DIMENSIONS] for row in rows], np.float32)
+        cat_pos = {c: i for i, c in enumerate(categories)}
+        category = np.array([cat_pos.get(row.get("category"), -1) for row in rows], np.int64)
+        changes_dx = [defect_names.index(n) for n in CHANGES_DIAGNOSIS if n in defect_names]
+        ok = has & (defects[:, changes_dx].sum(1) == 0) & (category >= 0)
+        return cls(consensus, raters, defects, has, defect_names, category, ok, categories)
+
+
+# Defects after which the conclusion no longer names the case's own diagnosis.
+CHANGES_DIAGNOSIS = ("wrong_diagnosis", "missed_malignancy", "off_topic", "empty")
+
+
+def _loss(out: dict[str, torch.Tensor], idx: np.ndarray, t: Targets, cfg: TrainConfig) -> torch.Tensor:
+    y = torch.from_numpy(t.consensus[idx])
+    loss = F.l1_loss(out["mean"], y) + cfg.overall_weight * F.l1_loss(out["mean"].mean(1), y.mean(1))
+    raters = torch.from_numpy(t.raters[idx])  # (B, R, 6)
+    valid = ~torch.isnan(raters)
+    # Individual raters teach the variance: their spread around the mean is the uncertainty.
+    var = out["logvar"].exp()[:, None].expand_as(raters)
+    mean = out["mean"][:, None].expand_as(raters)
+    nll = F.gaussian_nll_loss(mean[valid], raters[valid], var[valid], reduction="mean")
+    loss = loss + cfg.nll_weight * nll
+    cat = torch.from_numpy(t.category[idx])
+    known = cat >= 0
+    if known.any() and t.categories:
+        loss = loss + cfg.category_weight * F.cross_entropy(out["image_category"][known], cat[known])
+        ok = torch.from_numpy(t.conclusion_ok[idx])
+        if ok.any():
+            loss = loss + cfg.category_weight * F.cross_entropy(out["text_category"][ok], cat[ok])
+    has = torch.from_numpy(t.has_defects[idx])
+    if has.any() and t.defect_names:
+        bce = F.binary_cross_entropy_with_logits(out["defect_logits"][has], torch.from_numpy(t.defects[idx])[has])
+        loss = loss + cfg.defect_weight * bce
+    return loss
+
+
+@torch.inference_mode()
+def predict_raw(net: DermEvalNet, fs: FeatureSet, idx: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
+    net.eval()
+    parts: dict[str, list[np.ndarray]] = {"mean": [], "logvar": [], "defect_logits": []}
+    for start in range(0, len(idx), batch_size):
+        out = net(**fs.batch(idx[start:start + batch_size]))
+        for k in parts:
+            parts[k].append(out[k].numpy())
+    return {k: np.concatenate(v) if v else np.zeros((0, 6)) for k, v in parts.items()}
+
+
+def train_network(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig,
+                  progress: bool = True) -> tuple[DermEvalNet, list[dict[str, float]]]:
+    """Train with early stopping on validation MAE; return the best network and the curves."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    net = DermEvalNet(NetConfig(hidden=cfg.hidden, dropout=cfg.dropout, n_defects=len(t.defect_names),
+                                n_categories=len(t.categories)))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    best, best_state, history, stale = float("inf"), None, [], 0
+    bar = tqdm(range(1, cfg.epochs + 1), desc="train", unit="epoch", disable=not progress)
+    for epoch in bar:
+        net.train()
+        order = rng.permutation(train_idx)
+        total = 0.0
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            loss = _loss(net(**fs.batch(idx)), idx, t, cfg)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        sched.step()
+        val_mae = float(np.abs(predict_raw(net, fs, val_idx)["mean"] - t.consensus[val_idx]).mean())
+        history.append({"epoch": epoch, "train_loss": total / len(order), "val_mae": val_mae})
+        bar.set_postfix(loss=f"{total / len(order):.3f}", val_mae=f"{val_mae:.3f}")
+        if val_mae < best - 1e-4:
+            best, best_state, stale = val_mae, copy.deepcopy(net.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    net.load_state_dict(best_state)
+    return net.eval(), history
+
+
+def fit_calibration(raw: dict[str, np.ndarray], y: np.ndarray) -> dict[str, Any]:
+    """Per dimension: an isotonic map of the mean, and a scale making sigma match the errors."""
+    cal: dict[str, Any] = {}
+    for j, d in enumerate(DIMENSIONS):
+        iso = IsotonicRegression(y_min=0.0, y_max=5.0, increasing=True, out_of_bounds="clip")
+        iso.fit(raw["mean"][:, j], y[:, j])
+        mapped = iso.predict(raw["mean"][:, j])
+        var = np.exp(raw["logvar"][:, j])
+        scale = float(np.sqrt(np.mean((mapped - y[:, j]) ** 2) / max(np.mean(var), 1e-9)))
+        cal[d] = {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist(), "sigma_scale": scale}
+    return cal
+
+
+def apply_calibration(cal: dict[str, Any], raw: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    mean = np.stack([np.interp(raw["mean"][:, j], cal[d]["x"], cal[d]["y"]) for j, d in enumerate(DIMENSIONS)], 1)
+    sigma = np.stack([np.sqrt(np.exp(raw["logvar"][:, j])) * cal[d]["sigma_scale"]
+                      for j, d in enumerate(DIMENSIONS)], 1)
+    return mean, sigma
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    return asdict(cfg)

@@ -1,0 +1,1 @@
+"""Serving DermEval through MLflow: the pyfunc (models-from-code) and its logging."""

@@ -1,0 +1,59 @@
+"""Stage ``evaluate``: agreement of the trained evaluator with the expert panel on the test split."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from dermeval.evaluation import evaluation_report, headline, plot_tables
+from dermeval.formats.common import read_rows
+from dermeval.model.data import FeatureSet
+from dermeval.model.evaluator import load_evaluator
+from dermeval.params import load_params
+from dermeval.schema import DIMENSIONS
+
+
+def _csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["empty"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--records", required=True)
+    ap.add_argument("--features", required=True)
+    ap.add_argument("--splits", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--reports", required=True, help="folder for the evaluation report and plot tables")
+    ap.add_argument("--metrics", required=True, help="flat metrics JSON for dvc metrics")
+    args = ap.parse_args(argv)
+    p = load_params(args.params).evaluate
+    rows = {r["id"]: r for r in read_rows(args.records)}
+    splits = json.loads(Path(args.splits).read_text("utf-8"))
+    fs = FeatureSet.load(args.features)
+    test_idx = [i for i, rid in enumerate(fs.ids) if splits.get(rid) == "test"]
+    test_rows = [rows[fs.ids[i]] for i in test_idx]
+    train_rows = [r for rid, r in rows.items() if splits.get(rid) == "train"]
+    pred = load_evaluator(args.model).predict(fs, test_idx)
+    predicted = {d: pred["scores"][:, j] for j, d in enumerate(DIMENSIONS)}
+    report = evaluation_report(test_rows, predicted, train_rows, n_boot=p.n_boot, slice_min_size=p.slice_min_size)
+    out = Path(args.reports)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "agreement.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    for name, table in plot_tables(test_rows, predicted, report).items():
+        _csv(out / f"{name}.csv", table)
+    metrics = headline(report)
+    Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.metrics).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    print("evaluate (simulated panel): " + ", ".join(f"{k}={v}" for k, v in metrics.items()), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

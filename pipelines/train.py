@@ -1,0 +1,61 @@
+"""Stage ``train``: fit DermEval on the train split, early-stop on val, calibrate on calib."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from dermeval.formats.common import read_rows
+from dermeval.model.data import FeatureSet
+from dermeval.model.fit import fit_evaluator
+from dermeval.model.train import TrainConfig
+from dermeval.params import load_params
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--records", required=True)
+    ap.add_argument("--features", required=True, help="features.npz from the featurize stage")
+    ap.add_argument("--splits", required=True)
+    ap.add_argument("--out", required=True, help="model folder to write")
+    ap.add_argument("--reports", required=True, help="folder for the training curves")
+    args = ap.parse_args(argv)
+    p = load_params(args.params).train
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    cfg = TrainConfig(**{f.name: getattr(p, f.name) for f in dataclasses.fields(TrainConfig)})
+    rows = {r["id"]: r for r in read_rows(args.records)}
+    splits = json.loads(Path(args.splits).read_text("utf-8"))
+    t0 = time.perf_counter()
+    evaluator, history, idx = fit_evaluator(FeatureSet.load(args.features), rows, splits, cfg,
+                                            review_threshold=p.review_threshold)
+    seconds = time.perf_counter() - t0
+    manifest = Path(args.records).with_name("manifest.json")
+    if manifest.is_file():
+        evaluator.meta["data_fingerprint"] = json.loads(manifest.read_text("utf-8")).get("fingerprint")
+    evaluator.meta["train_seconds"] = round(seconds, 1)
+    evaluator.save(args.out)
+    reports = Path(args.reports)
+    reports.mkdir(parents=True, exist_ok=True)
+    with (reports / "history.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["epoch", "train_loss", "val_mae"])
+        writer.writeheader()
+        writer.writerows(history)
+    best = min(history, key=lambda h: h["val_mae"])
+    (reports / "train.json").write_text(json.dumps({
+        "epochs_run": len(history), "best_epoch": best["epoch"], "best_val_mae": round(best["val_mae"], 4),
+        "train_seconds": round(seconds, 1), "split_sizes": evaluator.meta["split_sizes"]}, indent=2) + "\n")
+    print(f"train: {len(history)} epochs in {seconds:.0f} s, best val MAE {best['val_mae']:.3f} "
+          f"(epoch {best['epoch']})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

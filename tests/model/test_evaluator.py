@@ -1,0 +1,139 @@
+"""The trained evaluator: quality on held-out data, persistence, critique, bad input, MLflow."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from dermeval.cli import app
+from dermeval.features import MAX_UNITS
+from dermeval.metrics import dimension_table, mean_baseline
+from dermeval.model.evaluator import EvaluatorNotFound, load_evaluator
+from dermeval.schema import DIMENSIONS, TITLES
+
+pytestmark = pytest.mark.slow
+
+
+def _test_table(trained):
+    fs, idx, rows = trained["fs"], trained["idx"], {r["id"]: r for r in trained["rows"]}
+    pred = trained["evaluator"].predict(fs, idx["test"])
+    expert = {d: np.array([rows[fs.ids[i]]["scores"][d] for i in idx["test"]]) for d in DIMENSIONS}
+    train = {d: np.array([rows[fs.ids[i]]["scores"][d] for i in idx["train"]]) for d in DIMENSIONS}
+    predicted = {d: pred["scores"][:, j] for j, d in enumerate(DIMENSIONS)}
+    return dimension_table(expert, predicted, n_boot=0), mean_baseline(train, expert, n_boot=0)
+
+
+def test_beats_the_mean_baseline_on_held_out_cases(trained):
+    model, base = _test_table(trained)
+    for d in [*DIMENSIONS, "overall"]:
+        assert model[d]["mae"]["value"] < 0.8 * base[d]["mae"]["value"], d
+    assert model["overall"]["spearman"]["value"] > 0.6
+
+
+def test_save_load_round_trip(trained):
+    again = load_evaluator(trained["model_dir"])
+    fs = trained["fs"]
+    a = trained["evaluator"].predict(fs, np.arange(20))["scores"]
+    b = again.predict(fs, np.arange(20))["scores"]
+    assert np.allclose(a, b, atol=1e-6)
+    assert not list(Path(trained["model_dir"]).glob("*.pkl"))
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(EvaluatorNotFound, match="does not exist"):
+        load_evaluator(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EvaluatorNotFound, match="expected config.json"):
+        load_evaluator(tmp_path / "empty")
+
+
+def _img(trained) -> Path:
+    return trained["root"] / trained["rows"][0]["image"]
+
+
+def test_empty_narrative_scored_at_the_floor(trained):
+    out = trained["evaluator"].score(_img(trained), "")
+    assert all(v == 0.0 for v in out["scores"].values()) and out["overall"] == 0.0
+    assert "empty" in out["critique"]
+
+
+def test_critique_lines_parse(trained):
+    out = trained["evaluator"].score(_img(trained), trained["rows"][0]["diagnostic_text"])
+    lines = out["critique"].splitlines()
+    for d in DIMENSIONS:
+        line = next(ln for ln in lines if ln.startswith(TITLES[d]))
+        m = re.match(rf"^{TITLES[d]}: (\d\.\d) - .+ Suggestion: .+", line)
+        assert m and abs(float(m.group(1)) - out["scores"][d]) <= 0.051
+    assert re.fullmatch(r"Overall Score: \d\.\d", lines[-1])
+    assert set(out["uncertainty"]) == set(DIMENSIONS) and isinstance(out["needs_review"], bool)
+
+
+def test_very_long_narrative_is_seen_or_warned(trained):
+    long = " ".join(f"Sentence number {i} describes erythematous scaly plaques." for i in range(MAX_UNITS + 40))
+    out = trained["evaluator"].score(_img(trained), long)
+    assert "warning" in out and str(MAX_UNITS) in out["warning"]
+
+
+def test_score_batch_bad_rows_in_order(trained, tmp_path):
+    root = trained["root"]
+    (root / "zero.png").write_bytes(b"")
+    (root / "junk.png").write_bytes(b"not an image")
+    Image.new("1", (9000, 9000)).save(root / "bomb.png")
+    good = trained["rows"][0]
+    rows = [
+        {"id": "a", "image": good["image"], "diagnostic_text": good["diagnostic_text"]},
+        {"id": "b", "image": "zero.png", "diagnostic_text": "text"},
+        {"id": "c", "image": "junk.png", "diagnostic_text": "text"},
+        {"id": "d", "image": "bomb.png", "diagnostic_text": "text"},
+        {"id": "e", "image": "../outside.png", "diagnostic_text": "text"},
+        {"id": "f", "image": good["image"]},
+        {"id": "g", "image": good["image"], "diagnostic_text": ""},
+    ]
+    out = trained["evaluator"].score_batch(rows, root, progress=False)
+    assert [r["id"] for r in out] == list("abcdefg")
+    assert ["error" in r for r in out] == [False, True, True, True, True, True, False]
+    assert "0 bytes" in out[1]["error"] and "decoded" in out[2]["error"] and "bomb" in out[3]["error"]
+    assert "escapes" in out[4]["error"] and "diagnostic_text" in out[5]["error"]
+    assert out[6]["overall"] == 0.0
+
+
+def test_cli_score_batch(trained, tmp_path):
+    root = trained["root"]
+    src = tmp_path / "in.jsonl"
+    rows = [{"id": r["id"], "image": r["image"], "diagnostic_text": r["diagnostic_text"]} for r in trained["rows"][:5]]
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n")
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(app, ["score-batch", "--input", str(src), "--output", str(out), "--image-root",
+                                      str(root), "--model", str(trained["model_dir"]), "-q"])
+    assert result.exit_code == 0, result.output
+    written = [json.loads(line) for line in out.open()]
+    assert len(written) == 6 and "error" in written[-1] and ":6:" in written[-1]["error"]
+    assert set(written[0]) >= {"id", "scores", "overall", "uncertainty", "needs_review", "critique", "evaluator"}
+    missing = CliRunner().invoke(app, ["score-batch", "--input", str(src), "--output", str(out),
+                                       "--model", str(tmp_path / "no-model")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_mlflow_pyfunc_from_code(trained, tmp_path, monkeypatch):
+    import mlflow
+
+    from dermeval.serving.mlflow_model import input_example, log_evaluator
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_experiment("test")
+    with mlflow.start_run():
+        info = log_evaluator(trained["model_dir"])
+    assert info.signature is not None
+    model = mlflow.pyfunc.load_model(info.model_uri)
+    frame = model.predict(input_example())
+    assert frame.loc[0, "error"] is None or frame.loc[0, "error"] != frame.loc[0, "error"] or not frame.loc[0, "error"]
+    assert 0 <= frame.loc[0, "overall"] <= 5
+    again = load_evaluator(info.model_uri)
+    assert again.meta["calibration"] == trained["evaluator"].meta["calibration"]
