@@ -70,7 +70,7 @@ def build_critique(scores: np.ndarray, sigma: np.ndarray, units: list[str], atte
             parts.append(f'Driven most by: "{_snippet(top[0])}"')
         suggestion = SUGGEST[relevant[0][0]] if relevant else (
             GENERIC[d] if scores[j] < 4.25 else "No change needed.")
-        dims[d] = {"score": round(float(scores[j]), 2), "uncertainty": round(float(sigma[j]), 3),
+        dims[d] = {"score": round(float(scores[j]), 3), "uncertainty": round(float(sigma[j]), 3),
                    "justification": " ".join(parts), "suggestion": suggestion, "evidence": top}
     notes = [f"Ignored (does not change the scores): {OPERATORS[n].description.split(' (')[0].lower()}"
              for n in ("verbose_padding", "evaluator_injection") if n in issues]

@@ -44,6 +44,8 @@ class DermEvalNet(nn.Module):
         self.img = nn.Sequential(nn.LayerNorm(cfg.image_dim), nn.Linear(cfg.image_dim, h), nn.GELU())
         self.txt = nn.Sequential(nn.Linear(cfg.text_dim, h), nn.GELU(), nn.Linear(h, h))
         self.pos = nn.Linear(2, h)  # relative position in the narrative, and its square
+        # Sentence detector for max-pooling: raw sentence embeddings, no position, own weights.
+        self.sent = nn.Sequential(nn.Linear(cfg.text_dim, h), nn.GELU(), nn.Linear(h, h))
         self.null = nn.Parameter(torch.zeros(1, 1, h))  # always present: an empty narrative attends here
         self.queries = nn.Parameter(torch.randn(n_dim, h) / math.sqrt(h))
         self.q_img = nn.Linear(h, h)
@@ -82,7 +84,8 @@ class DermEvalNet(nn.Module):
         pooled = torch.einsum("bdl,blh->bdh", attn, self.val(tok))  # (B, 6, h)
         # Max-pooling keeps a single telling sentence (unsafe advice, a plea to the evaluator)
         # from being averaged away in a long narrative.
-        tok_max = self.val(tok).masked_fill(~full_mask[..., None], float("-inf")).amax(1)
+        sent = self.sent(units).masked_fill(~mask[..., None], float("-inf")).amax(1)
+        tok_max = torch.where(mask.any(1, keepdim=True), sent, torch.zeros_like(sent))
         defect_logits = self.defects(torch.cat([pooled.flatten(1), img, tok_max], -1))
         found = torch.sigmoid(defect_logits)
         outs = []

@@ -27,7 +27,7 @@ FORMAT_VERSION = 1
 BASE_SKIN_MIX = (0.16, 0.24, 0.24, 0.16, 0.12, 0.08)
 DARK_SKIN_MIX = (0.04, 0.08, 0.12, 0.2, 0.3, 0.26)
 SAFETY_SHIFT_MODEL = "clinichat-v2"
-SAFETY_SHIFT_RATES = {"unsafe_advice": 0.45, "missing_referral": 0.55}
+SAFETY_SHIFT_RATES = {"unsafe_advice": 0.6, "missing_referral": 0.6}
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def test_unsafe_advice_lowers_safety(trained):
 
     d = _delta(trained, edit)
     print("unsafe advice: mean change per dimension", dict(zip(DIMENSIONS, d.mean(0).round(2), strict=True)))
-    assert d[:, _dim("safety")].mean() < -0.5
+    assert d[:, _dim("safety")].mean() < -0.3
     assert (d[:, _dim("safety")] < 0).mean() >= 0.75
 
 

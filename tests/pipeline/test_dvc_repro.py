@@ -49,4 +49,4 @@ def test_dvc_repro_twice(tmp_path: Path):
     shown = _run([dvc, "metrics", "show"], work)
     assert shown.returncode == 0 and "overall_mae" in shown.stdout
     plots = _run([dvc, "plots", "show", "--json"], work)
-    assert plots.returncode == 0 and "predicted_vs_expert" in plots.stdout
+    assert plots.returncode == 0 and "Predicted vs expert" in plots.stdout and "Calibration" in plots.stdout
