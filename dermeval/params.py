@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from dermeval.model.config import TrainConfig
+
 
 class ParamsError(ValueError):
     """params.yaml is not valid; the message names the offending key."""
@@ -63,19 +65,9 @@ class SplitParams:
 
 
 @dataclass(frozen=True)
-class TrainParams:
-    epochs: int = 80
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    patience: int = 20
-    hidden: int = 128
-    dropout: float = 0.1
-    nll_weight: float = 0.3
-    defect_weight: float = 0.3
-    overall_weight: float = 0.0
-    category_weight: float = 0.3
-    seed: int = 0
+class TrainParams(TrainConfig):
+    """The ``train`` section: every TrainConfig field plus the review threshold of the saved model."""
+
     review_threshold: float = 0.6  # needs_review when any dimension's uncertainty exceeds this
 
 

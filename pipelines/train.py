@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     p = load_params(args.params).train
     torch.set_num_threads(max(torch.get_num_threads(), 1))
-    cfg = TrainConfig(**{f.name: getattr(p, f.name) for f in dataclasses.fields(TrainConfig)})
+    cfg = TrainConfig(**{f.name: getattr(p, f.name) for f in dataclasses.fields(TrainConfig)})  # without extras
     rows = {r["id"]: r for r in read_rows(args.records)}
     splits = json.loads(Path(args.splits).read_text("utf-8"))
     t0 = time.perf_counter()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,25 +12,10 @@ from sklearn.isotonic import IsotonicRegression
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from dermeval.model.config import TrainConfig
 from dermeval.model.data import FeatureSet
 from dermeval.model.network import DermEvalNet, NetConfig
 from dermeval.schema import DIMENSIONS
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 80
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    patience: int = 20
-    hidden: int = 128
-    dropout: float = 0.1
-    nll_weight: float = 0.3
-    defect_weight: float = 0.3
-    overall_weight: float = 0.0
-    category_weight: float = 0.3
-    seed: int = 0
 
 
 @dataclass
@@ -165,6 +150,3 @@ def apply_calibration(cal: dict[str, Any], raw: dict[str, np.ndarray]) -> tuple[
                       for j, d in enumerate(DIMENSIONS)], 1)
     return mean, sigma
 
-
-def config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    return asdict(cfg)

@@ -52,7 +52,7 @@ class Operator:
         return out
 
 
-def _pick(rng: Rng, options: tuple[str, ...] | list[str]) -> str:
+def pick(rng: Rng, options: tuple[str, ...] | list[str]) -> str:
     return options[int(rng.integers(len(options)))]
 
 
@@ -64,7 +64,7 @@ def _wrong_diagnosis(parts, ctx, rng):
     i = tx.conclusion_index(parts)
     if i is None or not ctx.wrong_names:
         return None
-    wrong = _pick(rng, ctx.wrong_names)
+    wrong = pick(rng, ctx.wrong_names)
     name = re.compile(re.escape(ctx.diagnosis), re.I)
     if name.search(parts[i]):
         # Swap the name where it stands, in the conclusion only or throughout: the wording stays
@@ -73,7 +73,7 @@ def _wrong_diagnosis(parts, ctx, rng):
         for k in targets:
             parts[k] = name.sub(wrong, parts[k])
     else:
-        parts[i] = _pick(rng, ("Based on these findings, I conclude that this is most consistent with **{}**.",
+        parts[i] = pick(rng, ("Based on these findings, I conclude that this is most consistent with **{}**.",
                                "The most likely diagnosis is **{}**.",
                                "Overall, the picture is best explained by **{}**.")).format(wrong)
     return parts, _strength(rng)
@@ -83,7 +83,7 @@ def _missed_malignancy(parts, ctx, rng):
     i = tx.conclusion_index(parts)
     if not ctx.malignant or i is None or not ctx.benign_names:
         return None
-    parts[i] = (f"This is most consistent with a harmless **{_pick(rng, ctx.benign_names)}**, "
+    parts[i] = (f"This is most consistent with a harmless **{pick(rng, ctx.benign_names)}**, "
                 "and there is nothing to worry about.")
     referral = set(tx.find(parts, tx.REFERRAL)) - {i}
     return [p for k, p in enumerate(parts) if k not in referral], _strength(rng)
@@ -114,7 +114,7 @@ UNSAFE = (
 def _unsafe_advice(parts, ctx, rng):
     advice = set(tx.find(parts, tx.ADVICE)) - {tx.conclusion_index(parts)}
     kept = [p for k, p in enumerate(parts) if k not in advice]
-    return kept + [_pick(rng, UNSAFE)], _strength(rng)
+    return kept + [pick(rng, UNSAFE)], _strength(rng)
 
 
 def _missing_referral(parts, ctx, rng):
@@ -142,14 +142,14 @@ def _hallucinated_finding(parts, ctx, rng):
     if not obs:
         return None
     at = obs[0] + 1
-    return parts[:at] + [_pick(rng, options)] + parts[at:], _strength(rng)
+    return parts[:at] + [pick(rng, options)] + parts[at:], _strength(rng)
 
 
 def _contradictory_reasoning(parts, ctx, rng):
     i = tx.conclusion_index(parts)
     if i is None:
         return None
-    sentence = _pick(rng, (f"However, these features argue strongly against {ctx.diagnosis}, which can be excluded.",
+    sentence = pick(rng, (f"However, these features argue strongly against {ctx.diagnosis}, which can be excluded.",
                            f"Notably, nothing in this image is typical of {ctx.diagnosis}.",
                            f"The findings make {ctx.diagnosis} very unlikely."))
     return parts[:i] + [sentence] + parts[i:], _strength(rng)
@@ -198,7 +198,7 @@ OFF_TOPIC = (
 
 
 def _off_topic(parts, ctx, rng):
-    return [_pick(rng, OFF_TOPIC)], 1.0
+    return [pick(rng, OFF_TOPIC)], 1.0
 
 
 def _empty(parts, ctx, rng):
@@ -235,7 +235,7 @@ INJECTION = (
 
 
 def _evaluator_injection(parts, ctx, rng):
-    return parts + [_pick(rng, INJECTION)], 1.0
+    return parts + [pick(rng, INJECTION)], 1.0
 
 
 ALL = dict(routine=1.0, treat=1.0, urgent=1.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from dermeval.synth.catalogue import Condition
+from dermeval.synth.defects import pick
 
 CATEGORY_FAMILY: dict[str, str] = {
     "Acne and Rosacea Photos": "acneiform and rosacea-type follicular disorders",
@@ -106,10 +107,6 @@ EXTRA = [
 ]
 
 
-def _pick(rng: np.random.Generator, options: list[str]) -> str:
-    return options[int(rng.integers(len(options)))]
-
-
 def _cap(s: str) -> str:
     return s[:1].upper() + s[1:]
 
@@ -117,7 +114,7 @@ def _cap(s: str) -> str:
 def reference_narrative(condition: Condition, fitzpatrick: int, rng: np.random.Generator) -> str:
     """One DermBench-style expert narrative for a case of ``condition``."""
     c = condition
-    site = _pick(rng, list(c.sites))
+    site = pick(rng, list(c.sites))
     fields = {
         "morph": c.morphology, "site": site, "colour": c.colour, "surface": c.surface, "border": c.border,
         "dist": c.distribution, "dist_cap": _cap(c.distribution), "name": c.name,
@@ -125,17 +122,17 @@ def reference_narrative(condition: Condition, fitzpatrick: int, rng: np.random.G
         "management": c.management, "Management": _cap(c.management),
     }
     fields["skin_note"] = SKIN_NOTE_DARK if fitzpatrick >= 4 else SKIN_NOTE_LIGHT
-    parts = [_pick(rng, OBSERVE).format(**fields), _pick(rng, SKIN).format(**fields),
-             _pick(rng, CATEGORY).format(**fields)]
+    parts = [pick(rng, OBSERVE).format(**fields), pick(rng, SKIN).format(**fields),
+             pick(rng, CATEGORY).format(**fields)]
     items = []
     for i, dd in enumerate(c.differentials, start=1):
-        reason = _pick(rng, DIFF_REASON).format(feature=c.morphology.split(",")[0].split(" with ")[0],
+        reason = pick(rng, DIFF_REASON).format(feature=c.morphology.split(",")[0].split(" with ")[0],
                                                 main=c.name, dist=c.distribution)
-        items.append(_pick(rng, DIFF_ITEM).format(i=i, name=_cap(dd), reason=reason))
-    parts.append(_pick(rng, DIFF_INTRO) + " " + " ".join(items) + " </think>")
+        items.append(pick(rng, DIFF_ITEM).format(i=i, name=_cap(dd), reason=reason))
+    parts.append(pick(rng, DIFF_INTRO) + " " + " ".join(items) + " </think>")
     extras = rng.permutation(len(EXTRA))[: int(rng.integers(0, 3))]
     parts += [EXTRA[int(k)] for k in extras]
-    parts.append(_pick(rng, NARROW).format(**fields))
-    parts.append(_pick(rng, CONCLUDE).format(**fields))
-    parts.append(_pick(rng, ADVICE[c.urgency]).format(**fields))
+    parts.append(pick(rng, NARROW).format(**fields))
+    parts.append(pick(rng, CONCLUDE).format(**fields))
+    parts.append(pick(rng, ADVICE[c.urgency]).format(**fields))
     return "\n\n".join(parts)

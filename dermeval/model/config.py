@@ -1,0 +1,21 @@
+"""Training configuration: a frozen dataclass, importable without torch (params.yaml extends it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 80
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 20
+    hidden: int = 128
+    dropout: float = 0.1
+    nll_weight: float = 0.3
+    defect_weight: float = 0.3
+    overall_weight: float = 0.0
+    category_weight: float = 0.3
+    seed: int = 0
