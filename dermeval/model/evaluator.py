@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
@@ -71,18 +70,18 @@ class Evaluator:
         return cls(net, meta, featurizer)
 
     # --- prediction --------------------------------------------------------------------
-    def predict(self, fs: FeatureSet, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Calibrated scores, uncertainties, attention and defect probabilities for a FeatureSet."""
+    def predict(self, fs: FeatureSet, idx: np.ndarray | None = None, with_attention: bool = False
+                ) -> dict[str, Any]:
+        """Calibrated scores, uncertainties, defect probabilities (and attention) for a FeatureSet."""
         idx = np.arange(len(fs)) if idx is None else np.asarray(idx)
-        raw = predict_raw(self.net, fs, idx)
+        raw = predict_raw(self.net, fs, idx, with_attention=with_attention)
         mean, sigma = apply_calibration(self.calibration, raw)
         empty = fs.stats[idx, 2] > 0.5
         mean[empty], sigma[empty] = 0.0, 0.0  # an empty narrative sits at the floor, by rule
-        return {"scores": mean, "sigma": sigma, "defect_probs": 1 / (1 + np.exp(-raw["defect_logits"]))}
-
-    def _attention(self, fs: FeatureSet, i: int) -> np.ndarray:
-        with torch.inference_mode():
-            return self.net(**fs.batch([i]))["attention"][0].numpy()
+        out = {"scores": mean, "sigma": sigma, "defect_probs": 1 / (1 + np.exp(-raw["defect_logits"]))}
+        if with_attention:
+            out["attention"] = raw["attention"]
+        return out
 
     def _row(self, fs: FeatureSet, i: int, pred: dict[str, np.ndarray], k: int, units: list[str]) -> dict[str, Any]:
         scores, sigma = pred["scores"][k], pred["sigma"][k]
@@ -90,8 +89,7 @@ class Evaluator:
             crit = empty_critique()
         else:
             probs = {n: float(p) for n, p in zip(self.defect_names, pred["defect_probs"][k], strict=False)}
-            attn = self._attention(fs, i)[:, : len(units)]
-            crit = build_critique(scores, sigma, units, attn, probs)
+            crit = build_critique(scores, sigma, units, pred["attention"][k], probs)
         overall = float(np.mean(scores))
         row = {"id": fs.ids[i], "scores": {d: round(float(scores[j]), 3) for j, d in enumerate(DIMENSIONS)},
                "overall": round(overall, 3),
@@ -112,7 +110,7 @@ class Evaluator:
                         conclusion=np.array([units.conclusion]),
                         warnings={"-": f"narrative has {units.truncated_from} sentence units; the first "
                                        f"{len(units.units)} were used"} if units.truncated_from else {})
-        row = self._row(fs, 0, self.predict(fs), 0, units.units)
+        row = self._row(fs, 0, self.predict(fs, with_attention=True), 0, units.units)
         row.pop("id")
         return row
 
@@ -152,7 +150,7 @@ class Evaluator:
             for e in errors:
                 k = part[e.line - 1][0]
                 out[k] = {"id": e.id, "error": f"{source}:{line_of[k]}: image: {e.message}"}
-            pred = self.predict(fs)
+            pred = self.predict(fs, with_attention=True)
             by_id = {fid: n for n, fid in enumerate(fs.ids)}
             for k, r in part:
                 if out[k] is None:

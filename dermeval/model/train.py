@@ -85,14 +85,24 @@ def _loss(out: dict[str, torch.Tensor], idx: np.ndarray, t: Targets, cfg: TrainC
 
 
 @torch.inference_mode()
-def predict_raw(net: DermEvalNet, fs: FeatureSet, idx: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
+def predict_raw(net: DermEvalNet, fs: FeatureSet, idx: np.ndarray, batch_size: int = 256,
+                with_attention: bool = False) -> dict[str, Any]:
+    """Network outputs for ``idx``; with ``with_attention`` also each row's (6, n_units) attention."""
     net.eval()
     parts: dict[str, list[np.ndarray]] = {"mean": [], "logvar": [], "defect_logits": []}
+    attention: list[np.ndarray] = []
     for start in range(0, len(idx), batch_size):
-        out = net(**fs.batch(idx[start:start + batch_size]))
+        rows = idx[start:start + batch_size]
+        out = net(**fs.batch(rows))
         for k in parts:
             parts[k].append(out[k].numpy())
-    return {k: np.concatenate(v) if v else np.zeros((0, 6)) for k, v in parts.items()}
+        if with_attention:
+            attn = out["attention"].numpy()
+            attention += [attn[r, :, : int(fs.offsets[i + 1] - fs.offsets[i])] for r, i in enumerate(rows)]
+    result: dict[str, Any] = {k: np.concatenate(v) if v else np.zeros((0, 6)) for k, v in parts.items()}
+    if with_attention:
+        result["attention"] = attention
+    return result
 
 
 def train_network(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig,
