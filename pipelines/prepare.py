@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import shutil
 import sys
 from pathlib import Path
 
-from dermeval.formats.common import iter_jsonl, write_jsonl
+from dermeval.formats.common import iter_jsonl, read_rows, write_json, write_jsonl
 from dermeval.formats.records import load_records
 from dermeval.images import resolve_under
 from dermeval.params import PrepareParams, load_params
@@ -69,7 +68,7 @@ def prepare(p: PrepareParams, out: Path) -> dict:
         sources["dermbench"] = build_dermbench_dataset(p.dermbench_root, out / "dermbench", seed=p.seed,
                                                        dermnet_root=p.dermnet_root, limit=p.dermbench_limit)
         rows += _rated_rows(out / "dermbench", "dermbench")
-        rejected += [json.loads(line) for line in (out / "dermbench" / "rejected.jsonl").open()]
+        rejected += read_rows(out / "dermbench" / "rejected.jsonl")
     if p.source == "user":
         user, rejected = _user_rows(p, out)
         rows += user
@@ -79,7 +78,7 @@ def prepare(p: PrepareParams, out: Path) -> dict:
     manifest = {"source": p.source, "simulated_ratings": p.source != "user", "records": len(rows),
                 "rejected": len(rejected), "fingerprint": digest,
                 "sources": {k: v.get("counts", {}) for k, v in sources.items()}}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_json(out / "manifest.json", manifest)
     return manifest
 
 

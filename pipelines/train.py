@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from dermeval.formats.common import read_rows
 from dermeval.model.data import FeatureSet
 from dermeval.model.fit import fit_evaluator
@@ -29,7 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reports", required=True, help="folder for the training curves")
     args = ap.parse_args(argv)
     p = load_params(args.params).train
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     cfg = TrainConfig(**{f.name: getattr(p, f.name) for f in dataclasses.fields(TrainConfig)})  # without extras
     rows = {r["id"]: r for r in read_rows(args.records)}
     splits = json.loads(Path(args.splits).read_text("utf-8"))

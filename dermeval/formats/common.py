@@ -173,6 +173,11 @@ def write_jsonl(path: Path | str, rows: Iterator[dict[str, Any]] | list[dict[str
     return n
 
 
+def write_json(path: Path | str, obj: Any) -> None:
+    """Write one JSON document, indented and key-sorted (byte-stable for the same object)."""
+    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def read_rows(path: Path | str) -> list[dict[str, Any]]:
     """Read a JSONL file the project wrote itself; any bad row is a bug, so it raises."""
     rows = []

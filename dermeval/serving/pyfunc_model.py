@@ -9,7 +9,6 @@ uncertainties (``uncertainty_<dimension>``), ``needs_review``, ``critique``, ``e
 from __future__ import annotations
 
 import base64
-import io
 import tempfile
 from pathlib import Path
 
@@ -56,7 +55,7 @@ class DermEvalPyfunc(PythonModel):
                         records.append({"id": rec["id"], "error": "image_b64: not valid base64"})
                         continue
                     path = Path(tmp) / f"{k}.img"
-                    path.write_bytes(io.BytesIO(data).getvalue())
+                    path.write_bytes(data)
                     rec["image"] = str(path)
                 else:
                     rec["image"] = row.get("image")

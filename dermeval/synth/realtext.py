@@ -18,14 +18,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from dermeval import text as tx
-from dermeval.formats.common import write_jsonl
+from dermeval.formats.common import write_json, write_jsonl
 from dermeval.formats.dermbench import DermBenchCase, load_dermbench
 from dermeval.synth import panel as pn
 from dermeval.synth.catalogue import Catalogue, default_catalogue
 from dermeval.synth.defects import CaseContext
 from dermeval.synth.mllms import PROFILES, MLLMProfile
 from dermeval.synth.render import png_bytes, render_condition
-from dermeval.synth.world import BASE_SKIN_MIX, _dump, rate_candidates
+from dermeval.synth.world import BASE_SKIN_MIX, rate_candidates
 
 MALIGNANT = re.compile(r"melanoma|carcinoma|malignan|lymphoma|sarcoma|bowen|lentigo maligna|mycosis", re.I)
 URGENT_ADVICE = re.compile(r"\burgent\w*|immediate\w*|as soon as possible|promptly|biopsy\b", re.I)
@@ -90,6 +90,6 @@ def build_dermbench_dataset(
                 "counts": {"cases": len(cases), "ratings": len(ratings), "rejected": len(loaded.errors),
                            "real_images": sum(c["image_source"] == "dermnet" for c in cases)},
                 "files": {"cases": "cases.jsonl", "ratings": "ratings.jsonl", "rejected": "rejected.jsonl"}}
-    _dump(out / "manifest.json", manifest)
+    write_json(out / "manifest.json", manifest)
     return manifest
 

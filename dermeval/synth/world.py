@@ -6,7 +6,6 @@ arguments give byte-identical files. All ratings in a world are simulated.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dermeval.formats.common import write_jsonl
+from dermeval.formats.common import write_json, write_jsonl
 from dermeval.synth import panel as pn
 from dermeval.synth.catalogue import Catalogue, Condition, default_catalogue
 from dermeval.synth.defects import OPERATORS, CaseContext, apply_defects
@@ -120,13 +119,13 @@ def generate_world(out: Path | str, cfg: WorldConfig = WorldConfig(), progress: 
                 ({"id": r["case_id"], "model": r["model"], "candidate_text": r["diagnostic_text"]} for r in ratings))
     batch_files = _write_batches(out, cfg, catalogue, panel, progress)
     shifts = _shift_truth(cfg)
-    _dump(out / "shifts.json", shifts)
-    _dump(out / "raters.json", {"profiles": [asdict(r) for r in panel],
+    write_json(out / "shifts.json", shifts)
+    write_json(out / "raters.json", {"profiles": [asdict(r) for r in panel],
                                 "measured": pn.panel_statistics(ratings)})
-    _dump(out / "operators.json", {n: {"description": op.description, "severity": op.severity,
+    write_json(out / "operators.json", {n: {"description": op.description, "severity": op.severity,
                                        "effects": op.effects, "safety_by_urgency": op.safety_by_urgency}
                                    for n, op in OPERATORS.items()})
-    _dump(out / "mllms.json", [asdict(p) for p in PROFILES])
+    write_json(out / "mllms.json", [asdict(p) for p in PROFILES])
     tiles = [(c.id, render_condition(c, 1 + k % 6, cfg.seed + k)) for k, c in enumerate(catalogue.conditions)]
     (out / "contact_sheet.png").write_bytes(png_bytes(contact_sheet(tiles)))
     manifest = {
@@ -137,7 +136,7 @@ def generate_world(out: Path | str, cfg: WorldConfig = WorldConfig(), progress: 
                   "batches": batch_files, "shifts": "shifts.json", "raters": "raters.json",
                   "operators": "operators.json", "mllms": "mllms.json", "contact_sheet": "contact_sheet.png"},
     }
-    _dump(out / "manifest.json", manifest)
+    write_json(out / "manifest.json", manifest)
     return manifest
 
 
@@ -176,10 +175,6 @@ def _shift_truth(cfg: WorldConfig) -> list[dict[str, Any]]:
          "mean_fitzpatrick_before": round(sum((k + 1) * p for k, p in enumerate(BASE_SKIN_MIX)), 3),
          "mean_fitzpatrick_after": round(sum((k + 1) * p for k, p in enumerate(DARK_SKIN_MIX)), 3)},
     ]
-
-
-def _dump(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def expected_seconds(cfg: WorldConfig) -> float:
