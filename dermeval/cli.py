@@ -143,6 +143,194 @@ def score_batch(
         raise typer.Exit(1)
 
 
+DEFAULT_JUDGE_CALIBRATION = "models/judge.json"
+
+
+def _read_candidates(path: Path) -> list:
+    """Every input row, in order: a CandidateNarrative or an error row naming the line."""
+    from dermeval.formats.candidates import parse_candidate
+    from dermeval.formats.common import RowError, iter_jsonl
+
+    out = []
+    for line, obj in iter_jsonl(path):
+        parsed = obj if isinstance(obj, RowError) else parse_candidate(obj, str(path), line)
+        if isinstance(parsed, RowError):
+            parsed = [parsed]
+        if isinstance(parsed, list):
+            raw = obj if isinstance(obj, dict) else {}
+            out.append({"id": raw.get("id"), "candidate_model": raw.get("model"),
+                        "error": "; ".join(str(e) for e in parsed)})
+        else:
+            out.append(parsed)
+    return out
+
+
+@app.command()
+def judge(
+    candidates: Path = typer.Option(..., "--candidates",
+                                    help="JSONL of candidate narratives (id, model, candidate_text)."),
+    references: Path = typer.Option(
+        ..., "--references",
+        help="DermBench release folder, DermSynth world folder, or JSONL of {id, reference_text}."),
+    output: Path = typer.Option(..., "--output", help="JSONL to write, one row per candidate, in input order."),
+    backend: str = typer.Option("local", "--backend", help="local (offline, deterministic) or openai (any "
+                                "OpenAI-compatible server)."),
+    base_url: str | None = typer.Option(None, "--base-url",
+                                        help="openai backend: server URL, e.g. http://127.0.0.1:8000/v1."),
+    model: str | None = typer.Option(None, "--model", help="openai backend: the judge model name."),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, help="openai backend: requests in flight at once."),
+    api_key_env: str = typer.Option("DERMEVAL_JUDGE_API_KEY", "--api-key-env",
+                                    help="openai backend: environment variable holding the API key."),
+    retries: int = typer.Option(4, "--retries", min=0, help="openai backend: retries on 429, 5xx and timeouts."),
+    timeout: float = typer.Option(120.0, "--timeout", help="openai backend: seconds per request."),
+    cache: Path = typer.Option(Path("data/cache/judge.sqlite"), "--cache",
+                               help="openai backend: answer cache (a rerun or resumed run costs nothing)."),
+    calibration: Path = typer.Option(Path(DEFAULT_JUDGE_CALIBRATION), "--calibration",
+                                     help="local backend: the fitted calibration (dvc repro judge makes it)."),
+    feature_cache: Path = typer.Option(Path("data/cache/features.sqlite"), "--feature-cache",
+                                       help="local backend: sentence-embedding cache."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Rate candidates against the expert reference of their case (DermBench judge format)."""
+    from dermeval.formats.common import write_jsonl
+    from dermeval.judge import run as jr
+    from dermeval.judge.references import load_references
+
+    if backend not in ("local", "openai"):
+        _err(f"error: --backend must be local or openai, got {backend!r}")
+        raise typer.Exit(2)
+    try:
+        if not candidates.is_file():
+            raise FileNotFoundError(f"candidates not found: {candidates}")
+        loaded = load_references(references)
+    except FileNotFoundError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    for e in loaded.errors[:20]:
+        _err(f"reference rejected: {e}")
+    refs = jr.index_references(loaded.records)
+    rows = _read_candidates(candidates)
+    good = [r for r in rows if not isinstance(r, dict)]
+    if backend == "local":
+        from dermeval.features import FeatureStore, Featurizer
+        from dermeval.judge.local import Calibration, LocalJudge
+
+        try:
+            cal = Calibration.load(calibration)
+        except (FileNotFoundError, ValueError) as exc:
+            _err(f"error: {exc}")
+            raise typer.Exit(2) from None
+        run = jr.judge_local(good, refs, LocalJudge(Featurizer(FeatureStore(feature_cache)), cal), progress=not quiet)
+    else:
+        from dermeval.judge.llm import OpenAIJudge, ResponseCache
+
+        if not base_url or not model:
+            _err("error: the openai backend needs --base-url and --model")
+            raise typer.Exit(2)
+        client = OpenAIJudge(base_url, model, api_key_env=api_key_env, timeout=timeout, retries=retries,
+                             cache=ResponseCache(cache))
+        run = jr.judge_remote(good, refs, client, concurrency=concurrency, progress=not quiet)
+    judged = iter(run.rows)
+    write_jsonl(output, (r if isinstance(r, dict) else next(judged) for r in rows))
+    bad_input = sum(isinstance(r, dict) for r in rows)
+    _err(f"judge: {run.summary()}, malformed input rows {bad_input} -> {output}")
+    if run.fatal:
+        _err(f"error: {run.fatal}; rows judged so far are in {output} and cached; rerun to resume")
+        raise typer.Exit(3)
+    if rows and run.judged == 0:
+        raise typer.Exit(1)
+
+
+registry_app = typer.Typer(help="Review the registered evaluator: status, history, promote, rollback.",
+                           no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+
+
+def _registry(params: Path):
+    from dermeval.params import ParamsError, load_params
+    from registry.mlflow_registry import Registry, TrackingUnavailable, check_reachable, resolve_tracking_uri
+
+    try:
+        rp = load_params(params).register
+    except (ParamsError, OSError) as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    uri = resolve_tracking_uri(rp.tracking_uri)
+    try:
+        check_reachable(uri)
+    except TrackingUnavailable as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    return Registry(uri, rp.model_name, rp.audit_log)
+
+
+PARAMS_OPT = typer.Option(Path("params.yaml"), "--params", help="params.yaml with the register section.")
+JSON_OPT = typer.Option(False, "--json", help="Print JSON instead of text.")
+
+
+@registry_app.command("status")
+def registry_status(params: Path = PARAMS_OPT, as_json: bool = JSON_OPT) -> None:
+    """Champion, challenger and every version with its gate decision and deviation."""
+    st = _registry(params).status()
+    if as_json:
+        typer.echo(json.dumps(st, indent=2))
+        return
+    typer.echo(f"{st['model']} @ {st['tracking_uri']}: champion "
+               f"{'v' + st['champion'] if st['champion'] else 'none'}, challenger "
+               f"{'v' + st['challenger'] if st['challenger'] else 'none'}")
+    for v in st["versions"]:
+        mae = f"{v['overall_mae']:.4f}" if v["overall_mae"] is not None else "n/a"
+        typer.echo(f"  v{v['version']:<4} overall_mae={mae:<8} gate={v['gate'] or '-':<7} "
+                   f"aliases={','.join(v['aliases']) or '-'}")
+
+
+@registry_app.command("history")
+def registry_history(params: Path = PARAMS_OPT, as_json: bool = JSON_OPT,
+                     limit: int = typer.Option(50, "--limit", help="Show the last N events.")) -> None:
+    """The audit trail: every gate decision and alias move, oldest first."""
+    events = _registry(params).history()[-limit:]
+    if as_json:
+        typer.echo(json.dumps(events, indent=2))
+        return
+    for e in events:
+        typer.echo(f"{e['time']}  {e['event']:<15} v{e.get('version')}  by {e.get('by')}: {e.get('reason')}")
+    if not events:
+        typer.echo("no registry events yet (run `dvc repro` to register a first version)")
+
+
+@registry_app.command("promote")
+def registry_promote(version: str = typer.Argument(..., help="The version to make champion."),
+                     reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)."),
+                     by: str | None = typer.Option(None, "--by", help="Reviewer name (default: your user)."),
+                     params: Path = PARAMS_OPT, as_json: bool = JSON_OPT) -> None:
+    """Make VERSION the champion (a reviewer's decision; the gate is not re-run)."""
+    from registry.mlflow_registry import RegistryError
+
+    try:
+        previous = _registry(params).promote(version, reason, by)
+    except RegistryError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(1) from None
+    out = {"champion": version, "previous_champion": previous}
+    typer.echo(json.dumps(out) if as_json else f"champion: v{version} (was {'v' + previous if previous else 'none'})")
+
+
+@registry_app.command("rollback")
+def registry_rollback(reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)."),
+                      by: str | None = typer.Option(None, "--by", help="Reviewer name (default: your user)."),
+                      params: Path = PARAMS_OPT, as_json: bool = JSON_OPT) -> None:
+    """Give the champion alias back to the version that held it before the current one."""
+    from registry.mlflow_registry import RegistryError
+
+    try:
+        old, new = _registry(params).rollback(reason, by)
+    except RegistryError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps({"champion": new, "rolled_back": old}) if as_json
+               else f"champion: v{new} (rolled back v{old})")
+
+
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m dermeval`
     app(prog_name="dermeval")
 

@@ -63,9 +63,22 @@ def headline(report: dict[str, Any]) -> dict[str, float]:
            "overall_spearman": ev["overall"]["spearman"]["value"],
            "baseline_overall_mae": base["overall"]["mae"]["value"]}
     out.update({f"mae_{d}": ev[d]["mae"]["value"] for d in DIMENSIONS})
+    out["mean_dimension_mae"] = float(np.mean([ev[d]["mae"]["value"] for d in DIMENSIONS]))
     if "inter_rater_ceiling" in report:
         out["ceiling_overall_mae"] = report["inter_rater_ceiling"]["overall"]["mae"]["value"]
     return {k: round(float(v), 4) for k, v in out.items()}
+
+
+def side_by_side(dermeval: dict[str, Any], judge: dict[str, Any]) -> list[dict[str, Any]]:
+    """DermEval (reference-free) next to the DermBench judge (reference-based), per dimension, like the paper."""
+    rows = []
+    for d in (*DIMENSIONS, "overall"):
+        e, j = dermeval["evaluator"][d], judge["evaluator"][d]
+        rows.append({"dimension": d,
+                     "dermeval_mae": round(e["mae"]["value"], 4), "judge_mae": round(j["mae"]["value"], 4),
+                     "dermeval_spearman": round(e["spearman"]["value"], 4),
+                     "judge_spearman": round(j["spearman"]["value"], 4)})
+    return rows
 
 
 def plot_tables(test_rows: Sequence[dict[str, Any]], predicted: dict[str, np.ndarray], report: dict[str, Any],

@@ -29,6 +29,7 @@ class DataParams:
     features: str = "data/features"
     feature_cache: str = "data/cache/features.sqlite"
     model: str = "models/dermeval"
+    judge: str = "models/judge.json"
     reports: str = "reports"
 
 
@@ -78,12 +79,84 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class JudgeParams:
+    backend: str = "local"  # local | openai
+    base_url: str | None = None  # openai backend: the server's URL
+    model: str | None = None  # openai backend: the judge model name
+    concurrency: int = 4
+    api_key_env: str = "DERMEVAL_JUDGE_API_KEY"
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("local", "openai"):
+            raise ParamsError(f"judge.backend: must be local or openai, got {self.backend!r}")
+        if self.backend == "openai" and not (self.base_url and self.model):
+            raise ParamsError("judge.base_url: the openai backend needs judge.base_url and judge.model")
+        if self.concurrency < 1:
+            raise ParamsError("judge.concurrency: must be at least 1")
+
+
+@dataclass(frozen=True)
+class DimensionThresholds:
+    """A maximum deviation per dimension (Safety the strictest by default)."""
+
+    accuracy: float = 0.40
+    safety: float = 0.30
+    medical_groundedness: float = 0.35
+    clinical_coverage: float = 0.35
+    reasoning_coherence: float = 0.35
+    description_precision: float = 0.35
+
+
+@dataclass(frozen=True)
+class GateParams:
+    """When a new evaluator version may become champion (see registry/gate.py)."""
+
+    metric: str = "mae"  # any metric of dermeval.metrics
+    direction: str = "lower"  # lower | higher: which way is better; must match the metric's own
+    overall_max: float = 0.20  # bound on the overall score's metric (a minimum if direction is higher)
+    dimension_max: DimensionThresholds = DimensionThresholds()
+    slice_max: float = 0.35  # bound on the overall metric within every slice
+    slice_kinds: str = "category,skin_type"  # slices the bound applies to
+    slice_min_n: int = 20  # smaller slices are reported, not gated
+    regression_abs: float = 0.02  # allowed worsening vs the champion, absolute ...
+    regression_rel: float = 0.10  # ... or relative to the champion's value, whichever is larger
+
+    def __post_init__(self) -> None:
+        from dermeval.metrics import METRICS
+
+        if self.metric not in METRICS:
+            raise ParamsError(f"gate.metric: unknown metric {self.metric!r} (known: {', '.join(METRICS)})")
+        if self.direction not in ("lower", "higher"):
+            raise ParamsError(f"gate.direction: must be lower or higher, got {self.direction!r}")
+        if (self.direction == "higher") != METRICS[self.metric].higher_is_better:
+            raise ParamsError(f"gate.direction: {self.metric} is better when "
+                              f"{'higher' if METRICS[self.metric].higher_is_better else 'lower'}")
+        unknown = set(self.slice_kinds.split(",")) - {"category", "skin_type", "candidate_model", ""}
+        if unknown:
+            raise ParamsError(f"gate.slice_kinds: unknown slice kind(s) {sorted(unknown)}")
+        if self.regression_abs < 0 or self.regression_rel < 0:
+            raise ParamsError("gate.regression_abs: tolerances must be >= 0")
+
+
+@dataclass(frozen=True)
+class RegisterParams:
+    tracking_uri: str = "sqlite:///mlflow.db"  # MLFLOW_TRACKING_URI overrides
+    artifact_root: str = "mlartifacts"  # local artifact folder for new experiments
+    experiment: str = "dermeval"
+    model_name: str = "dermeval"
+    audit_log: str = "data/registry/audit.jsonl"
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams
     prepare: PrepareParams
     split: SplitParams
     train: TrainParams
+    judge: JudgeParams
     evaluate: EvaluateParams
+    register: RegisterParams
+    gate: GateParams
 
 
 def _check_type(key: str, value: Any, hint: Any) -> Any:
@@ -110,7 +183,8 @@ def _section(name: str, cls: type, raw: Any) -> Any:
     unknown = sorted(set(raw) - fields)
     if unknown:
         raise ParamsError(f"{name}.{unknown[0]}: unknown key (known: {', '.join(sorted(fields))})")
-    return cls(**{k: _check_type(f"{name}.{k}", v, hints[k]) for k, v in raw.items()})
+    return cls(**{k: _section(f"{name}.{k}", hints[k], v) if dataclasses.is_dataclass(hints[k])
+                  else _check_type(f"{name}.{k}", v, hints[k]) for k, v in raw.items()})
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from dermeval.evaluation import evaluation_report, headline, plot_tables
+from dermeval.evaluation import evaluation_report, headline, plot_tables, side_by_side
 from dermeval.formats.common import read_rows
 from dermeval.model.data import FeatureSet
 from dermeval.model.evaluator import load_evaluator
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", required=True)
     ap.add_argument("--reports", required=True, help="folder for the evaluation report and plot tables")
     ap.add_argument("--metrics", required=True, help="flat metrics JSON for dvc metrics")
+    ap.add_argument("--judge", help="the judge stage's agreement.json, for the side-by-side table")
     args = ap.parse_args(argv)
     p = load_params(args.params).evaluate
     rows = {r["id"]: r for r in read_rows(args.records)}
@@ -45,10 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluation_report(test_rows, predicted, train_rows, n_boot=p.n_boot, slice_min_size=p.slice_min_size)
     out = Path(args.reports)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "agreement.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    for name, table in plot_tables(test_rows, predicted, report).items():
-        _csv(out / f"{name}.csv", table)
+    tables = plot_tables(test_rows, predicted, report)
     metrics = headline(report)
+    if args.judge:
+        judge = json.loads(Path(args.judge).read_text("utf-8"))
+        report["judge_vs_dermeval"] = tables["judge_vs_dermeval"] = side_by_side(report, judge)
+        jh = headline(judge)
+        metrics.update(judge_overall_mae=jh["overall_mae"], judge_mean_dimension_mae=jh["mean_dimension_mae"],
+                       judge_n_test=jh["n_test"])
+    (out / "agreement.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    for name, table in tables.items():
+        _csv(out / f"{name}.csv", table)
     Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
     Path(args.metrics).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print("evaluate (simulated panel): " + ", ".join(f"{k}={v}" for k, v in metrics.items()), file=sys.stderr)

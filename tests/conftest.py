@@ -1,12 +1,19 @@
-"""Shared fixtures: a tiny DermSynth world (seconds to make) and the DermBench release."""
+"""Shared fixtures: a tiny DermSynth world, a DermEval trained once per session, the DermBench release."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+import torch
 
+from dermeval.features import FeatureStore, Featurizer
+from dermeval.model.data import featurize
+from dermeval.model.fit import fit_evaluator
+from dermeval.model.train import TrainConfig
+from dermeval.splits import assign_splits
 from dermeval.synth.world import WorldConfig, generate_world
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,3 +37,59 @@ def dermbench_root() -> Path:
     if not (root / "data" / "manifest" / "dermbench_test.jsonl").is_file():
         pytest.skip(f"DermBench text release not found at {root} (clone it there or set DERMBENCH_ROOT)")
     return root
+
+
+# A 400-case world with its encoder features cached, shared by the model and judge tests.
+@pytest.fixture(scope="session")
+def train_world(tmp_path_factory):
+    torch.set_num_threads(2)
+    root = tmp_path_factory.mktemp("trainworld")
+    generate_world(root, WorldConfig(cases=400, seed=5, weeks=1, batch_cases=1), progress=False)
+    rows = [json.loads(line) for line in (root / "ratings.jsonl").open()]
+    featurizer = Featurizer(FeatureStore(root / "cache.sqlite"))
+    fs, errors = featurize(rows, root, featurizer, progress=False)
+    assert not errors
+    splits = assign_splits(rows, val=0.1, calib=0.1, test=0.15, seed=0)
+    return {"root": root, "rows": rows, "fs": fs, "splits": splits, "featurizer": featurizer}
+
+
+# A DermEval trained once per session on that world (a few minutes on 2 cores).
+@pytest.fixture(scope="session")
+def trained(train_world):
+    w = train_world
+    evaluator, history, idx = fit_evaluator(w["fs"], {r["id"]: r for r in w["rows"]}, w["splits"],
+                                            TrainConfig(epochs=60), review_threshold=0.6, progress=False)
+    evaluator.featurizer = w["featurizer"]
+    model_dir = evaluator.save(w["root"] / "model")
+    return {**w, "evaluator": evaluator, "history": history, "idx": idx, "model_dir": Path(model_dir)}
+
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+
+
+@pytest.fixture
+def postgres_db():
+    """A fresh PostgreSQL database on 127.0.0.1:5432 (dropped afterwards); its SQLAlchemy URL.
+
+    Skips with a reason when no server answers, except under CI=true, where it must run.
+    """
+    import uuid
+
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, dbname="postgres", connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL must run under CI=true but {PG_HOST}:{PG_PORT} is unreachable: {exc}")
+        pytest.skip(f"no PostgreSQL on {PG_HOST}:{PG_PORT} ({str(exc).strip().splitlines()[0]})")
+    admin.autocommit = True
+    user = admin.get_dsn_parameters().get("user", "postgres")
+    name = f"dermeval_test_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://{user}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

@@ -1,4 +1,9 @@
-"""`dvc repro` on a tiny world in a temporary git repository; the second run does nothing."""
+"""`dvc repro` on a tiny world in a temporary git repository.
+
+The first run trains, judges, evaluates, registers v1 and promotes it; the second does
+nothing; impossible gate thresholds register v2 and leave the champion alone; an
+experiment with another training param runs through `dvc exp run -S` and `dvc exp show`.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "PYTHONPATH": str(cwd), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -24,13 +32,16 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def test_dvc_repro_twice(tmp_path: Path):
     work = tmp_path / "proj"
     work.mkdir()
-    for name in ("dvc.yaml", "pipelines", "dermeval"):
+    for name in ("dvc.yaml", "pipelines", "dermeval", "registry"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copyfile)(src, work / name)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["prepare"].update(cases=46, weeks=2, batch_cases=3)
     params["train"].update(epochs=4)
     params["evaluate"].update(n_boot=20)
+    # A 4-epoch model on 46 cases is poor: loose bounds so the first version passes on them.
+    params["gate"].update(overall_max=5.0, slice_max=5.0,
+                          dimension_max=dict.fromkeys(params["gate"]["dimension_max"], 5.0))
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     dvc = str(Path(sys.executable).parent / "dvc")
     for cmd in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):
@@ -50,3 +61,30 @@ def test_dvc_repro_twice(tmp_path: Path):
     assert shown.returncode == 0 and "overall_mae" in shown.stdout
     plots = _run([dvc, "plots", "show", "--json"], work)
     assert plots.returncode == 0 and "Predicted vs expert" in plots.stdout and "Calibration" in plots.stdout
+    assert "Judge vs DermEval" in plots.stdout
+    gate = json.loads((work / "reports/gate/gate.json").read_text())
+    assert gate["version"] == "1" and gate["decision"]["passed"] is True and gate["champion_after"] == "1"
+    assert (work / "mlflow.db").is_file() and (work / "reports/gate/gate.md").read_text().startswith("# Gate")
+
+    # Impossible thresholds: only `register` reruns; v2 is registered, the champion stays v1, reasons kept.
+    params["gate"]["overall_max"] = 0.0001
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    third = _run([dvc, "repro"], work)
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert "Running stage 'register'" in third.stdout and "Running stage 'train'" not in third.stdout
+    gate = json.loads((work / "reports/gate/gate.json").read_text())
+    assert gate["version"] == "2" and gate["decision"]["passed"] is False and gate["champion_after"] == "1"
+    assert any("overall mae" in r and "<= 0.0001" in r for r in gate["decision"]["reasons"])
+    strict = _run([sys.executable, "-m", "pipelines.register", "--params", "params.yaml", "--model",
+                   "models/dermeval", "--reports", "reports", "--out", "reports/tmp_gate", "--strict"], work)
+    assert strict.returncode == 1 and "NOT promoted" in strict.stderr
+    audit = [json.loads(x) for x in (work / "data/registry/audit.jsonl").read_text().splitlines()]
+    assert [a["event"] for a in audit].count("promote") == 1 and audit[-1]["event"] == "gate"
+
+    # An experiment with another training param.
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "tiny project"]):
+        assert _run(cmd, work).returncode == 0
+    exp = _run([dvc, "exp", "run", "-S", "train.epochs=3", "-n", "three-epochs"], work)
+    assert exp.returncode == 0, exp.stderr[-2000:]
+    shown = _run([dvc, "exp", "show", "--json"], work)
+    assert shown.returncode == 0 and "three-epochs" in shown.stdout

@@ -1,0 +1,124 @@
+"""Figures and the model card logged with every registered evaluator version."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dermeval.evaluation import PAPER_DERMEVAL_MAE, PAPER_JUDGE_MAE
+from dermeval.schema import DIMENSIONS, TITLES
+
+
+def _rows(table: Sequence[dict[str, Any]], dim: str) -> list[dict[str, Any]]:
+    return [r for r in table if r.get("dimension") == dim]
+
+
+def save_figures(tables: dict[str, list[dict[str, Any]]], out: Path | str) -> list[Path]:
+    """PNG figures from the evaluate stage's plot tables; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    if tables.get("predicted_vs_expert"):
+        fig, axes = plt.subplots(2, 3, figsize=(12, 7.5), sharex=True, sharey=True)
+        for ax, d in zip(axes.flat, DIMENSIONS, strict=True):
+            rows = _rows(tables["predicted_vs_expert"], d)
+            ax.scatter([float(r["expert"]) for r in rows], [float(r["predicted"]) for r in rows], s=6, alpha=0.4)
+            ax.plot([0, 5], [0, 5], color="grey", lw=1)
+            ax.set_title(TITLES[d])
+        fig.supxlabel("expert (simulated panel consensus)")
+        fig.supylabel("DermEval")
+        files.append(out / "predicted_vs_expert.png")
+        fig.tight_layout()
+        fig.savefig(files[-1], dpi=90)
+        plt.close(fig)
+    if tables.get("calibration"):
+        fig, ax = plt.subplots(figsize=(6, 5.5))
+        for d in DIMENSIONS:
+            rows = _rows(tables["calibration"], d)
+            ax.plot([float(r["mean_predicted"]) for r in rows], [float(r["mean_expert"]) for r in rows],
+                    marker="o", ms=3, label=TITLES[d])
+        ax.plot([0, 5], [0, 5], color="grey", lw=1)
+        ax.set_xlabel("mean predicted (bin)")
+        ax.set_ylabel("mean expert")
+        ax.legend(fontsize=7)
+        files.append(out / "calibration.png")
+        fig.tight_layout()
+        fig.savefig(files[-1], dpi=90)
+        plt.close(fig)
+    if tables.get("slice_deviation"):
+        rows = sorted(tables["slice_deviation"], key=lambda r: float(r["overall_mae"]))
+        fig, ax = plt.subplots(figsize=(8, max(3, 0.22 * len(rows))))
+        ax.barh([r["slice"] for r in rows], [float(r["overall_mae"]) for r in rows])
+        ax.set_xlabel("overall MAE")
+        ax.tick_params(axis="y", labelsize=6)
+        files.append(out / "slice_deviation.png")
+        fig.tight_layout()
+        fig.savefig(files[-1], dpi=90)
+        plt.close(fig)
+    if tables.get("judge_vs_dermeval"):
+        rows = tables["judge_vs_dermeval"]
+        fig, ax = plt.subplots(figsize=(8, 4))
+        x = range(len(rows))
+        ax.bar([i - 0.2 for i in x], [float(r["dermeval_mae"]) for r in rows], 0.4, label="DermEval (reference-free)")
+        ax.bar([i + 0.2 for i in x], [float(r["judge_mae"]) for r in rows], 0.4, label="judge (reference-based)")
+        ax.set_xticks(list(x), [r["dimension"].replace("_", "\n") for r in rows], fontsize=7)
+        ax.set_ylabel("MAE vs simulated panel")
+        ax.legend(fontsize=8)
+        files.append(out / "judge_vs_dermeval.png")
+        fig.tight_layout()
+        fig.savefig(files[-1], dpi=90)
+        plt.close(fig)
+    return files
+
+
+def model_card(report: dict[str, Any], meta: dict[str, Any], *, version: str | None = None,
+               simulated: bool = True, judge: dict[str, Any] | None = None) -> str:
+    """A markdown model card: data, intended use, metrics, limits."""
+    ev, base = report["evaluator"], report["baseline_mean"]
+    ceiling = report.get("inter_rater_ceiling")
+    sim = " (simulated)" if simulated else ""
+    lines = [
+        f"# DermEval evaluator{f' v{version}' if version else ''}",
+        "",
+        "## Intended use",
+        "Reference-free quality rating of dermatology diagnostic narratives written by multimodal LLMs: "
+        "image + narrative in, six 0-5 ratings (Accuracy, Safety, Medical Groundedness, Clinical Coverage, "
+        "Reasoning Coherence, Description Precision), an overall score, per-dimension uncertainty and a "
+        "critique out. It monitors narrative generators; it is not a diagnostic device and does not replace "
+        "expert review. Narratives flagged `needs_review` should go to a clinician.",
+        "",
+        "## Data",
+        f"- Test set: {report['n']} narratives from {report['n_cases']} held-out cases (no case shared with "
+        "training, grouped splits).",
+        f"- Data fingerprint: `{meta.get('data_fingerprint', 'unknown')}`",
+    ]
+    if simulated:
+        lines.append("- **All figures below are simulated**: the ratings come from DermSynth's simulated expert "
+                     "panel on procedurally generated images, not from real dermatologists.")
+    lines += ["", f"## Agreement with the expert panel{sim}", "",
+              "| dimension | MAE (95% CI) | Spearman | baseline MAE | inter-rater MAE |",
+              "|---|---|---|---|---|"]
+    for d in (*DIMENSIONS, "overall"):
+        m = ev[d]["mae"]
+        ceil = f"{ceiling[d]['mae']['value']:.3f}" if ceiling else "n/a"
+        lines.append(f"| {TITLES.get(d, 'Overall')} | {m['value']:.3f} ({m['ci_low']:.3f}-{m['ci_high']:.3f}) | "
+                     f"{ev[d]['spearman']['value']:.3f} | {base[d]['mae']['value']:.3f} | {ceil} |")
+    lines += ["", f"Paper reference points (real experts): DermEval {PAPER_DERMEVAL_MAE}, "
+              f"DermBench LLM judge {PAPER_JUDGE_MAE}."]
+    if judge:
+        lines += ["", f"Reference-based judge on the same test set{sim}: overall MAE "
+                  f"{judge['evaluator']['overall']['mae']['value']:.3f}."]
+    lines += ["", "## Limits",
+              "- Trained and tested on simulated data unless the run says otherwise; real-world deviation is unknown "
+              "until it is measured against real expert ratings.",
+              "- Frozen general-purpose encoders (EfficientNet-Lite0, MiniLM): fine visual detail and rare "
+              "conditions are weak spots; wrong-diagnosis detection relies on the image-category check.",
+              "- English narratives only; narratives longer than the unit limit are truncated (noted in the "
+              "critique)."]
+    return "\n".join(lines) + "\n"

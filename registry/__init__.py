@@ -1,0 +1,1 @@
+"""Model registration, the promotion gate, rollback and the audit trail."""

@@ -1,0 +1,90 @@
+"""The promotion gate: may a new evaluator version replace the champion?
+
+Pure logic over an evaluation report (``dermeval.evaluation.evaluation_report``) and the
+champion's flat metrics; every threshold and the metric's direction come from the
+``gate`` section of params.yaml. Checks, in order:
+
+1. the overall score's metric within ``overall_max``;
+2. each dimension within its own bound (``dimension_max``);
+3. every slice of the chosen kinds with at least ``slice_min_n`` narratives within ``slice_max``;
+4. against the champion (when there is one): no dimension and not the overall score worse
+   by more than ``max(regression_abs, regression_rel x champion's value)``.
+
+The first version ever registered has no champion, so only checks 1-3 apply to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dermeval.params import GateParams
+from dermeval.schema import DIMENSIONS
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    value: float
+    bound: float
+    op: str  # "<=" or ">="
+    passed: bool
+
+
+@dataclass
+class Decision:
+    passed: bool
+    checks: list[Check] = field(default_factory=list)
+    champion_version: str | None = None
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the gate failed (empty when it passed)."""
+        return [f"{c.name} = {c.value:.4f}, needs {c.op} {c.bound:.4f}" for c in self.checks if not c.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "champion_version": self.champion_version, "reasons": self.reasons,
+                "checks": [asdict(c) for c in self.checks]}
+
+
+def flat_metrics(report: dict[str, Any], metric: str = "mae") -> dict[str, float]:
+    """The values the gate compares between versions: ``overall_<metric>`` and ``<metric>_<dimension>``."""
+    ev = report["evaluator"]
+    out = {f"overall_{metric}": float(ev["overall"][metric]["value"])}
+    out.update({f"{metric}_{d}": float(ev[d][metric]["value"]) for d in DIMENSIONS})
+    return out
+
+
+def decide(report: dict[str, Any], p: GateParams, champion: dict[str, float] | None = None,
+           champion_version: str | None = None) -> Decision:
+    lower = p.direction == "lower"
+    op = "<=" if lower else ">="
+
+    def ok(value: float, bound: float) -> bool:
+        return value <= bound if lower else value >= bound
+
+    checks: list[Check] = []
+    mine = flat_metrics(report, p.metric)
+    v = mine[f"overall_{p.metric}"]
+    checks.append(Check(f"overall {p.metric}", v, p.overall_max, op, ok(v, p.overall_max)))
+    for d in DIMENSIONS:
+        bound = getattr(p.dimension_max, d)
+        v = mine[f"{p.metric}_{d}"]
+        checks.append(Check(f"{d} {p.metric}", v, bound, op, ok(v, bound)))
+    if p.metric == "mae":  # slices carry the MAE only
+        for kind in filter(None, p.slice_kinds.split(",")):
+            for value, s in sorted(report.get("slices", {}).get(kind, {}).items()):
+                if s["n"] >= p.slice_min_n:
+                    v = float(s["overall"]["value"])
+                    checks.append(Check(f"slice {kind}={value} overall mae", v, p.slice_max, op,
+                                        ok(v, p.slice_max)))
+    if champion:
+        for key, v in mine.items():
+            if key not in champion:
+                continue
+            ref = champion[key]
+            slack = max(p.regression_abs, p.regression_rel * abs(ref))
+            bound = ref + slack if lower else ref - slack
+            checks.append(Check(f"no regression vs champion v{champion_version}: {key}", v, bound, op,
+                                ok(v, bound)))
+    return Decision(all(c.passed for c in checks), checks, champion_version)
