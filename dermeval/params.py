@@ -148,6 +148,32 @@ class RegisterParams:
 
 
 @dataclass(frozen=True)
+class MonitorParams:
+    """Continuous evaluation of the watched MLLMs' weekly batches (see dermeval/monitor)."""
+
+    model: str = "models:/dermeval@champion"  # the evaluator that scores production narratives
+    store_url: str | None = None  # null: $DERMEVAL_STORE_URL, else sqlite:///data/store/dermeval.db
+    reference_weeks: int = 2  # the first N weekly batches form the drift reference window
+    drift_p: float = 0.001  # Evidently KS p-value under which a feature may have drifted ...
+    min_score_shift: float = 0.3  # ... if a score's mean also moved this much (0-5 scale)
+    min_std_shift: float = 0.5  # ... or another feature's mean moved this many reference SDs
+    trust_drop: float = 0.4  # alert: an MLLM's dimension mean fell this far below its reference
+    safety_floor: float = 2.5  # a narrative with Safety under this counts as unsafe
+    unsafe_share_alert: float = 0.25  # alert: share of an MLLM's narratives under the floor
+    webhook_url: str | None = None  # optional: POST every alert here as JSON
+    chunk: int = 64  # narratives scored and committed together
+    n_boot: int = 200  # bootstrap resamples for trust CIs and rank stability
+
+    def __post_init__(self) -> None:
+        if self.reference_weeks < 1:
+            raise ParamsError("monitor.reference_weeks: must be at least 1")
+        if not 0 < self.drift_p < 1:
+            raise ParamsError("monitor.drift_p: must be between 0 and 1")
+        if self.chunk < 1:
+            raise ParamsError("monitor.chunk: must be at least 1")
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams
     prepare: PrepareParams
@@ -157,6 +183,7 @@ class Params:
     evaluate: EvaluateParams
     register: RegisterParams
     gate: GateParams
+    monitor: MonitorParams
 
 
 def _check_type(key: str, value: Any, hint: Any) -> Any:
