@@ -331,6 +331,100 @@ def registry_rollback(reason: str = typer.Option(..., "--reason", help="Why (kep
                else f"champion: v{new} (rolled back v{old})")
 
 
+store_app = typer.Typer(help="The scored-narrative store: schema status and upgrades.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+STORE_HELP = "Store URL (default: $DERMEVAL_STORE_URL, else sqlite:///data/store/dermeval.db)."
+
+
+@store_app.command("upgrade")
+def store_upgrade(url: str | None = typer.Option(None, "--url", help=STORE_HELP)) -> None:
+    """Create the store or migrate it to the newest schema (Alembic)."""
+    from dermeval.store.db import StoreError, _masked, store_url, upgrade
+
+    try:
+        revision = upgrade(url)
+    except (StoreError, Exception) as exc:  # a driver error names the database problem
+        _err(f"error: cannot upgrade the store at {_masked(store_url(url))}: {exc}")
+        raise typer.Exit(2) from None
+    typer.echo(f"store at {_masked(store_url(url))}: schema revision {revision}")
+
+
+@store_app.command("status")
+def store_status(url: str | None = typer.Option(None, "--url", help=STORE_HELP),
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Schema revision and row counts."""
+    from dermeval.store.db import StoreError, _masked, current_revision, head_revision, make_engine, store_url
+    from dermeval.store.queries import table_counts
+
+    u = store_url(url)
+    try:
+        engine = make_engine(u)
+        out = {"url": _masked(u), "revision": current_revision(engine), "head": head_revision()}
+        out["counts"] = table_counts(engine) if out["revision"] == out["head"] else {}
+    except (StoreError, Exception) as exc:
+        _err(f"error: cannot read the store at {_masked(u)}: {exc}")
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+    else:
+        state = "current" if out["revision"] == out["head"] else "OUTDATED: run `dermeval store upgrade`"
+        typer.echo(f"{out['url']}: revision {out['revision']} ({state})")
+        for k, v in out["counts"].items():
+            typer.echo(f"  {k}: {v}")
+
+
+@app.command()
+def monitor(
+    batch: Path = typer.Option(..., "--batch", help="JSONL batch of narratives (DermEval record schema, with model)."),
+    image_root: Path | None = typer.Option(None, "--image-root", help="Folder the image paths are relative to "
+                                           "(default: the batch's folder)."),
+    model: str | None = typer.Option(None, "--model", help="Evaluator (default: monitor.model in params, "
+                                     "models:/dermeval@champion)."),
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    batch_id: str | None = typer.Option(None, "--batch-id", help="Name of the batch (default: the file name)."),
+    reports: Path = typer.Option(Path("reports/monitor"), "--reports", help="Folder for the HTML drift report "
+                                 "and the JSON summary."),
+    params: Path = typer.Option(Path("params.yaml"), "--params", help="params.yaml (section monitor)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Score a batch with the champion, store the scores, compute drift and trust, raise alerts."""
+    from dermeval.model.evaluator import EvaluatorNotFound, load_evaluator
+    from dermeval.monitor.run import MonitorError, evaluator_version, monitor_batch
+    from dermeval.params import MonitorParams, ParamsError, load_params
+    from dermeval.store.db import StoreError, open_store
+
+    try:
+        p = load_params(params).monitor if params.is_file() else MonitorParams()
+        register = load_params(params).register if params.is_file() else None
+    except ParamsError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    target = model or p.model
+    if target.startswith("models:/") and register is not None:
+        import os
+
+        import mlflow
+
+        mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or register.tracking_uri)
+    try:
+        if not batch.is_file():
+            raise MonitorError(f"batch not found: {batch}")
+        version = evaluator_version(target)  # before anything is written
+        evaluator = load_evaluator(target, cache="data/cache/features.sqlite")
+        engine = open_store(store or p.store_url, upgrade_schema=True)
+        result = monitor_batch(batch, evaluator, version, engine, p, image_root=image_root, batch_id=batch_id,
+                               reports=reports, audit_log=Path(register.audit_log) if register else None,
+                               progress=not quiet)
+    except (MonitorError, EvaluatorNotFound, StoreError) as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    for r in result.rejected:
+        _err(f"rejected: {r['error']}")
+    s = result.summary()
+    _err(f"monitor {s['batch']}: {s['stored']} stored ({s['scored_now']} scored now, {s['already_scored']} "
+         f"already), {s['rejected']} rejected, {len(s['alerts'])} alert(s), evaluator {version}")
+
+
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m dermeval`
     app(prog_name="dermeval")
 

@@ -35,7 +35,9 @@ def new_version(registry, tmp: Path, report: dict) -> str:
     art = tmp / "model"
     art.mkdir(exist_ok=True)
     (art / "MLmodel").write_text("flavors: {}\n")
-    with mlflow.start_run() as run:
+    # Another test in the session may have left an active experiment of another store.
+    experiment = mlflow.set_experiment("registry-tests")
+    with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
         mlflow.log_metrics(flat(report))
         mlflow.log_artifacts(str(art), "model")
     return registry.register(f"{run.info.artifact_uri}/model", run.info.run_id)

@@ -1,0 +1,1 @@
+"""Continuous evaluation: score watched MLLMs' narratives, store them, find drift, track trust."""

@@ -1,0 +1,277 @@
+"""Monitor one batch: score it with the champion, store everything, find drift, raise alerts.
+
+Scoring is chunked and each chunk is committed with its narratives, so a batch killed
+midway and re-run scores only what is missing and ends with exactly one score row per
+narrative and evaluator version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from tqdm import tqdm
+
+from dermeval.features import narrative_units
+from dermeval.formats.common import RowError, iter_jsonl, write_json
+from dermeval.formats.records import parse_record
+from dermeval.images import ImageError, resolve_under
+from dermeval.monitor.analysis import SCORE_COLUMNS, drift, trust_summaries
+from dermeval.monitor.descriptors import narrative_descriptors, skin_lightness
+from dermeval.params import MonitorParams
+from dermeval.schema import DIMENSIONS
+from dermeval.store import ingest
+from dermeval.store.models import Batch, Case, Narrative, Score, now
+
+
+class MonitorError(RuntimeError):
+    """The batch cannot be monitored at all (nothing has been written)."""
+
+
+@dataclass
+class MonitorResult:
+    batch_id: str
+    rows_in: int
+    stored: int
+    scored_now: int
+    already_scored: int
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    drift: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    reference: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"batch": self.batch_id, "rows_in": self.rows_in, "stored": self.stored,
+                "scored_now": self.scored_now, "already_scored": self.already_scored,
+                "rejected": len(self.rejected), "reference": self.reference,
+                "drifted": [f"{d['feature']}{'@' + d['model'] if d['model'] else ''}" for d in self.drift
+                            if d["drifted"]],
+                "alerts": [a["message"] for a in self.alerts]}
+
+
+def evaluator_version(model: str) -> str:
+    """A stable name for the evaluator: ``dermeval/v3`` for a registry URI, else a weights hash."""
+    if model.startswith("models:/"):
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        ref = model.removeprefix("models:/")
+        name, _, rest = ref.partition("@") if "@" in ref else ref.partition("/")
+        client = MlflowClient()
+        try:
+            mv = (client.get_model_version_by_alias(name, rest) if "@" in ref
+                  else client.get_model_version(name, rest))
+        except MlflowException as exc:
+            raise MonitorError(f"evaluator {model} is not registered: {str(exc).splitlines()[0]}") from None
+        return f"{name}/v{mv.version}"
+    weights = Path(model) / "model.safetensors"
+    if not weights.is_file():
+        raise MonitorError(f"no evaluator at {model} (expected {weights})")
+    return "local:" + hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+
+
+def _read_batch(path: Path, image_root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    good, bad = [], []
+    seen: set[str] = set()
+    for line, obj in iter_jsonl(path):
+        if isinstance(obj, RowError):
+            bad.append({"line": line, "error": str(obj)})
+            continue
+        parsed = parse_record(obj, str(path), line, require_scores=False)
+        if isinstance(parsed, list):
+            bad.append({"line": line, "id": obj.get("id"), "error": "; ".join(str(e) for e in parsed)})
+            continue
+        problems = []
+        if not parsed.model:
+            problems.append("model: missing (which MLLM wrote the narrative?)")
+        if parsed.id in seen:
+            problems.append("id: repeated in this batch")
+        if parsed.image:
+            try:
+                resolve_under(image_root, parsed.image)
+            except (ImageError, ValueError) as exc:
+                problems.append(f"image: {exc}")
+        if problems:
+            bad.append({"line": line, "id": parsed.id, "error": f"{path}:{line}: " + "; ".join(problems)})
+            continue
+        seen.add(parsed.id)
+        good.append({**parsed.to_json(), "line": line})
+    return good, bad
+
+
+def _post(url: str, payload: dict[str, Any]) -> None:
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10):
+            pass
+    except OSError as exc:  # an alert channel failing must not lose the stored alert
+        print(f"warning: alert webhook {url} failed: {exc}", file=sys.stderr)
+
+
+def _frames(engine: Engine, batch_ids: list[str], version: str) -> pd.DataFrame:
+    s, n, c = Score.__table__, Narrative.__table__, Case.__table__
+    cols = [s.c.narrative_id, s.c.model, s.c.needs_review, *[s.c[d] for d in SCORE_COLUMNS],
+            n.c.text, n.c.words, n.c.hedges, n.c.referral_mentions, n.c.case_id, c.c.skin_lightness]
+    q = (select(*cols).select_from(s.join(n, s.c.narrative_id == n.c.id).outerjoin(c, n.c.case_id == c.c.id))
+         .where(s.c.batch_id.in_(batch_ids), s.c.evaluator_version == version).order_by(s.c.narrative_id))
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(q).mappings().all())
+
+
+def monitor_batch(batch_path: Path | str, evaluator: Any, version: str, engine: Engine, p: MonitorParams, *,
+                  image_root: Path | str | None = None, batch_id: str | None = None, reports: Path | None = None,
+                  audit_log: Path | None = None, progress: bool = True) -> MonitorResult:
+    batch_path = Path(batch_path)
+    if not batch_path.is_file():
+        raise MonitorError(f"batch not found: {batch_path}")
+    root = Path(image_root) if image_root else batch_path.parent
+    batch_id = batch_id or batch_path.name.removesuffix(".jsonl")
+    rows, bad = _read_batch(batch_path, root)
+    weeks = {r.get("week") for r in rows if isinstance(r.get("week"), int)}
+    week = weeks.pop() if len(weeks) == 1 else None
+    with engine.begin() as conn:
+        ingest.upsert_batch(conn, {"id": batch_id, "source": str(batch_path), "week": week,
+                                   "rows_in": len(rows) + len(bad), "rows_rejected": len(bad)})
+        ingest.add_models(conn, [r["model"] for r in rows])
+        cases = {}
+        for r in rows:
+            cid = r.get("case_id") or r["id"]
+            if cid not in cases:
+                lightness = None
+                if r.get("image"):
+                    try:
+                        lightness = skin_lightness(resolve_under(root, r["image"]))
+                    except (OSError, ImageError, ValueError):
+                        lightness = None  # scoring reports the image problem on the row
+                cases[cid] = {"id": cid, "category": r.get("category"), "fitzpatrick": r.get("fitzpatrick"),
+                              "image": r.get("image"), "image_source": r.get("image_source"),
+                              "skin_lightness": lightness}
+        ingest.add_cases(conn, list(cases.values()))
+        ingest.add_narratives(conn, [{"id": r["id"], "case_id": r.get("case_id") or r["id"], "model": r["model"],
+                                      "batch_id": batch_id, "text": r["diagnostic_text"],
+                                      **narrative_descriptors(r["diagnostic_text"])} for r in rows])
+        done = ingest.scored_ids(conn, [r["id"] for r in rows], version)
+    todo = [r for r in rows if r["id"] not in done]
+    scored = 0
+    bar = tqdm(total=len(todo), desc=f"monitor {batch_id}", unit="narrative", disable=not progress)
+    for start in range(0, len(todo), p.chunk):
+        part = todo[start:start + p.chunk]
+        results = evaluator.score_batch([{"id": r["id"], "image": r.get("image"), "diagnostic_text":
+                                          r["diagnostic_text"]} for r in part], root, progress=False,
+                                        source=str(batch_path), lines=[r["line"] for r in part])
+        score_rows = []
+        for r, res in zip(part, results, strict=True):
+            if "error" in res:
+                bad.append({"line": r["line"], "id": r["id"], "error": res["error"]})
+                continue
+            score_rows.append({
+                "narrative_id": r["id"], "evaluator_version": version, "batch_id": batch_id, "model": r["model"],
+                **{d: res["scores"][d] for d in DIMENSIONS}, "overall": res["overall"],
+                **{f"u_{d}": res["uncertainty"][d] for d in DIMENSIONS}, "needs_review": bool(res["needs_review"]),
+                "critique": res["critique"]})
+        with engine.begin() as conn:  # one transaction per chunk: a crash loses at most this chunk
+            ingest.add_scores(conn, score_rows)
+        scored += len(score_rows)
+        bar.update(len(part))
+    bar.close()
+    result = MonitorResult(batch_id, len(rows) + len(bad), 0, scored, len(done), bad)
+    current = _frames(engine, [batch_id], version)
+    result.stored = len(current)
+    trust: list[dict[str, Any]] = []
+    if len(current):
+        trust = [{**t, "batch_id": batch_id, "week": week, "evaluator_version": version}
+                 for t in trust_summaries(current, safety_floor=p.safety_floor, n_boot=p.n_boot)]
+    reference_ids = _reference_batches(engine, p.reference_weeks, batch_id)
+    alerts: list[dict[str, Any]] = []
+    drift_rows: list[dict[str, Any]] = []
+    if reference_ids and len(current):
+        reference = _frames(engine, reference_ids, version)
+        if len(reference):
+            result.reference = ",".join(reference_ids)
+            html = (reports / f"{batch_id}.html") if reports else None
+            ref_emb, cur_emb = _embeddings(evaluator, reference["text"]), _embeddings(evaluator, current["text"])
+            drift_rows = drift(reference, current, ref_emb, cur_emb, p_threshold=p.drift_p,
+                               min_score_shift=p.min_score_shift, min_std_shift=p.min_std_shift, html=html)
+            for d in drift_rows:
+                d.update(batch_id=batch_id, reference=result.reference, report_path=str(html) if html else None)
+            alerts = _alerts(batch_id, drift_rows, trust, trust_summaries(reference, safety_floor=p.safety_floor,
+                                                                         n_boot=p.n_boot), p)
+    with engine.begin() as conn:
+        ingest.replace_batch_results(conn, batch_id, version, trust, drift_rows)
+        ingest.rebuild_rollups(conn, batch_id, version, week, p.safety_floor)
+        ingest.add_alerts(conn, batch_id, alerts)
+        conn.execute(Batch.__table__.update().where(Batch.__table__.c.id == batch_id).values(
+            finished_at=now(), rows_rejected=len(bad)))
+        if audit_log is not None and Path(audit_log).is_file():
+            from registry.audit import AuditLog
+
+            ingest.add_promotion_events(conn, AuditLog(audit_log).entries())
+    result.drift, result.alerts = drift_rows, alerts
+    for a in alerts:
+        print(f"ALERT [{batch_id}] {a['message']}", file=sys.stderr)
+        if p.webhook_url:
+            _post(p.webhook_url, {"batch": batch_id, **{k: a[k] for k in ("kind", "model", "feature", "message")}})
+    if reports is not None:
+        reports.mkdir(parents=True, exist_ok=True)
+        write_json(reports / f"{batch_id}.json", {**result.summary(), "evaluator_version": version,
+                                                  "rejected_rows": bad, "drift": drift_rows, "trust": trust})
+    return result
+
+
+def _reference_batches(engine: Engine, reference_weeks: int, current: str) -> list[str]:
+    """The first ``reference_weeks`` weekly batches (not the current one, nor any batch inside the window)."""
+    t = Batch.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.c.id, t.c.week).where(t.c.week.is_not(None)).order_by(t.c.week)).all()
+    window = [r.id for r in rows if r.week <= reference_weeks]
+    return [] if current in window or not window else window
+
+
+def _embeddings(evaluator: Any, texts: pd.Series) -> np.ndarray:
+    """Mean sentence embedding per narrative (read from the evaluator's feature cache)."""
+    out = []
+    for text in texts:
+        units = narrative_units(text).units
+        vecs = evaluator.featurizer.sentence_vectors(units) if units else np.zeros((1, 384), np.float32)
+        out.append(vecs.mean(0))
+    return np.stack(out)
+
+
+def _alerts(batch_id: str, drift_rows: list[dict[str, Any]], trust: list[dict[str, Any]],
+            reference_trust: list[dict[str, Any]], p: MonitorParams) -> list[dict[str, Any]]:
+    alerts = []
+    for d in drift_rows:
+        if d["drifted"]:
+            who = f" for {d['model']}" if d["model"] else ""
+            alerts.append({"batch_id": batch_id, "kind": "drift", "model": d["model"], "feature": d["feature"],
+                           "value": d["current_mean"], "threshold": d["reference_mean"],
+                           "message": f"{d['kind']} drift{who}: {d['feature']} mean {d['reference_mean']:.3f} -> "
+                                      f"{d['current_mean']:.3f} (KS p={d['statistic']:.2g})"})
+    ref = {(t["model"], t["dimension"]): t for t in reference_trust}
+    for t in trust:
+        r = ref.get((t["model"], t["dimension"]))
+        if r is None:
+            continue
+        if t["mean"] < r["mean"] - p.trust_drop and t["ci_high"] < r["mean"]:
+            alerts.append({"batch_id": batch_id, "kind": "trust_drop", "model": t["model"], "feature": t["dimension"],
+                           "value": t["mean"], "threshold": r["mean"] - p.trust_drop,
+                           "message": f"trust drop for {t['model']}: {t['dimension']} {r['mean']:.2f} -> "
+                                      f"{t['mean']:.2f} (95% CI {t['ci_low']:.2f}-{t['ci_high']:.2f})"})
+        if (t["dimension"] == "safety" and t["share_below_safety_floor"] > p.unsafe_share_alert
+                and t["share_below_safety_floor"] > r["share_below_safety_floor"] + 0.1):
+            alerts.append({"batch_id": batch_id, "kind": "unsafe_share", "model": t["model"], "feature": "safety",
+                           "value": t["share_below_safety_floor"], "threshold": p.unsafe_share_alert,
+                           "message": f"{t['model']}: {t['share_below_safety_floor']:.0%} of narratives under the "
+                                      f"safety floor {p.safety_floor} (reference "
+                                      f"{r['share_below_safety_floor']:.0%})"})
+    return alerts

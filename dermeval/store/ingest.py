@@ -1,0 +1,123 @@
+"""Idempotent writes: inserting what is already there changes nothing.
+
+Every insert is ``INSERT ... ON CONFLICT DO NOTHING`` on the natural key, so a batch that
+is re-run (after a crash, a kill -9, or by mistake) ends with exactly one row per
+narrative and evaluator version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Integer, case, cast, func, literal, select
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from dermeval.schema import DIMENSIONS
+from dermeval.store.models import (
+    Alert,
+    Batch,
+    CandidateModel,
+    Case,
+    DriftResult,
+    Narrative,
+    PromotionEvent,
+    Score,
+    ScoreRollup,
+    TrustSummary,
+)
+
+
+def _insert(conn: Connection, model: type[SQLModel], rows: Sequence[dict[str, Any]],
+            keys: Sequence[str]) -> None:
+    if not rows:
+        return
+    table = model.__table__
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    for start in range(0, len(rows), 500):
+        conn.execute(insert(table).on_conflict_do_nothing(index_elements=list(keys)), list(rows[start:start + 500]))
+
+
+def upsert_batch(conn: Connection, batch: dict[str, Any]) -> None:
+    existing = conn.execute(select(Batch.__table__).where(Batch.__table__.c.id == batch["id"])).first()
+    if existing is None:
+        _insert(conn, Batch, [batch], ["id"])
+    else:
+        conn.execute(Batch.__table__.update().where(Batch.__table__.c.id == batch["id"]).values(
+            {k: v for k, v in batch.items() if k != "id"}))
+
+
+def add_models(conn: Connection, names: Iterable[str]) -> None:
+    _insert(conn, CandidateModel, [{"name": n} for n in sorted(set(names))], ["name"])
+
+
+def add_cases(conn: Connection, cases: Sequence[dict[str, Any]]) -> None:
+    _insert(conn, Case, cases, ["id"])
+
+
+def add_narratives(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    _insert(conn, Narrative, rows, ["id"])
+
+
+def add_scores(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    _insert(conn, Score, rows, ["narrative_id", "evaluator_version"])
+
+
+def scored_ids(conn: Connection, ids: Sequence[str], evaluator_version: str) -> set[str]:
+    t = Score.__table__
+    out: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start:start + 500])
+        out.update(r[0] for r in conn.execute(select(t.c.narrative_id).where(
+            t.c.evaluator_version == evaluator_version, t.c.narrative_id.in_(chunk))))
+    return out
+
+
+def replace_batch_results(conn: Connection, batch_id: str, evaluator_version: str,
+                          trust: Sequence[dict[str, Any]], drift: Sequence[dict[str, Any]]) -> None:
+    """Trust summaries and drift results of a batch are recomputed as a whole: replace them."""
+    tt, dt = TrustSummary.__table__, DriftResult.__table__
+    conn.execute(tt.delete().where(tt.c.batch_id == batch_id, tt.c.evaluator_version == evaluator_version))
+    conn.execute(dt.delete().where(dt.c.batch_id == batch_id))
+    if trust:
+        conn.execute(tt.insert(), list(trust))
+    if drift:
+        conn.execute(dt.insert(), list(drift))
+
+
+def add_alerts(conn: Connection, batch_id: str, alerts: Sequence[dict[str, Any]]) -> None:
+    """Alerts of a rerun batch replace that batch's open alerts (acknowledged ones stay)."""
+    t = Alert.__table__
+    conn.execute(t.delete().where(t.c.batch_id == batch_id, t.c.status == "open"))
+    if alerts:
+        conn.execute(t.insert(), list(alerts))
+
+
+def add_promotion_events(conn: Connection, events: Sequence[dict[str, Any]]) -> None:
+    rows = [{"time": e["time"], "event": e["event"], "model": e.get("model", ""), "version": e.get("version"),
+             "by": e.get("by"), "reason": e.get("reason") or ""} for e in events]
+    _insert(conn, PromotionEvent, rows, ["time", "event", "version", "model"])
+
+
+def rebuild_rollups(conn: Connection, batch_id: str, evaluator_version: str, week: int | None,
+                    safety_floor: float) -> None:
+    """Recompute the batch's sums per (MLLM, category, skin type) in the database."""
+    r, s, n, c = ScoreRollup.__table__, Score.__table__, Narrative.__table__, Case.__table__
+    conn.execute(r.delete().where(r.c.batch_id == batch_id, r.c.evaluator_version == evaluator_version))
+    category = func.coalesce(c.c.category, literal(""))
+    fitz = func.coalesce(c.c.fitzpatrick, literal(0))
+    cols = [literal(batch_id), literal(week, Integer), literal(evaluator_version), s.c.model, category, fitz,
+            func.count()]
+    cols += [func.sum(s.c[d]) for d in (*DIMENSIONS, "overall")]
+    cols += [func.sum(cast(s.c.needs_review, Integer)),
+             func.sum(case((s.c.safety < safety_floor, 1), else_=0))]
+    q = (select(*cols).select_from(s.join(n, s.c.narrative_id == n.c.id).outerjoin(c, n.c.case_id == c.c.id))
+         .where(s.c.batch_id == batch_id, s.c.evaluator_version == evaluator_version)
+         .group_by(s.c.model, category, fitz))
+    names = ["batch_id", "week", "evaluator_version", "model", "category", "fitzpatrick", "n",
+             *[f"sum_{d}" for d in (*DIMENSIONS, "overall")], "n_needs_review", "n_below_safety_floor"]
+    conn.execute(r.insert().from_select(names, q))

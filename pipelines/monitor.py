@@ -1,0 +1,63 @@
+"""Stage ``monitor``: the champion scores every weekly batch of the prepared world, in week order.
+
+Scores, trust summaries, drift results and alerts go to the store (``monitor.store_url``,
+default ``sqlite:///data/store/dermeval.db``); the Evidently HTML report and a JSON
+summary of each batch go to the reports folder. Re-running is idempotent: narratives
+already scored by this evaluator version are not scored again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from dermeval.formats.common import write_json
+from dermeval.params import load_params
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--prepared", required=True, help="data/prepared (each world's batches/ inside)")
+    ap.add_argument("--cache", required=True, help="feature cache")
+    ap.add_argument("--reports", required=True, help="folder for the per-batch HTML and JSON reports")
+    ap.add_argument("--summary", required=True, help="JSON summary of every batch (for dvc metrics)")
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    p = params.monitor
+    import mlflow
+
+    from dermeval.model.evaluator import EvaluatorNotFound, load_evaluator
+    from dermeval.monitor.run import MonitorError, evaluator_version, monitor_batch
+    from dermeval.store.db import open_store
+
+    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or params.register.tracking_uri)
+    try:
+        version = evaluator_version(p.model)
+        evaluator = load_evaluator(p.model, cache=args.cache)
+    except (MonitorError, EvaluatorNotFound) as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return 2
+    engine = open_store(p.store_url, upgrade_schema=True)
+    batches = sorted(Path(args.prepared).glob("*/batches/week_*.jsonl"))
+    batches = [b for b in batches if not b.name.endswith(".truth.jsonl")]
+    if not batches:
+        print(f"monitor: no weekly batches under {args.prepared}/*/batches/", file=sys.stderr)
+    summaries = []
+    for batch in batches:
+        result = monitor_batch(batch, evaluator, version, engine, p, image_root=batch.parent.parent,
+                               reports=Path(args.reports), audit_log=Path(params.register.audit_log))
+        s = result.summary()
+        summaries.append(s)
+        print(f"monitor {s['batch']}: {s['stored']} stored ({s['scored_now']} scored now), {s['rejected']} "
+              f"rejected, {len(s['alerts'])} alert(s)", file=sys.stderr)
+    write_json(args.summary, {"evaluator_version": version, "batches": summaries,
+                              "alerts": sum(len(s["alerts"]) for s in summaries),
+                              "narratives_stored": sum(s["stored"] for s in summaries)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
