@@ -425,6 +425,26 @@ def monitor(
          f"already), {s['rejected']} rejected, {len(s['alerts'])} alert(s), evaluator {version}")
 
 
+@app.command()
+def dashboard(
+    port: int = typer.Option(8501, "--port", help="Port to serve on."),
+    address: str = typer.Option("127.0.0.1", "--address", help="Address to bind (0.0.0.0 to share)."),
+    project: Path = typer.Option(Path("."), "--project", help="Project folder (params.yaml, reports/, data/)."),
+) -> None:
+    """Start the Streamlit dashboard (read-only) over the store, the registry and the reports."""
+    import os
+    import subprocess
+
+    import dashboards
+
+    app_file = Path(dashboards.__file__).with_name("app.py")
+    env = {**os.environ, "DERMEVAL_PROJECT": str(project.resolve())}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.port", str(port),
+           "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    _err(f"dashboard on http://{address}:{port} (project {project.resolve()})")
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m dermeval`
     app(prog_name="dermeval")
 

@@ -64,6 +64,33 @@ def trained(train_world):
     return {**w, "evaluator": evaluator, "history": history, "idx": idx, "model_dir": Path(model_dir)}
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (also: a server that is down)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, proc=None, seconds: float = 60) -> bool:
+    """Poll ``url`` until it answers 200 (False if ``proc`` exits first or time runs out)."""
+    import time
+    import urllib.request
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.5)
+        if proc is not None and proc.poll() is not None:
+            return False
+    return False
+
+
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 
 

@@ -153,8 +153,14 @@ def monitor_batch(batch_path: Path | str, evaluator: Any, version: str, engine: 
                         lightness = skin_lightness(resolve_under(root, r["image"]))
                     except (OSError, ImageError, ValueError):
                         lightness = None  # scoring reports the image problem on the row
+                image = None
+                if r.get("image"):
+                    try:  # kept absolute, so the dashboard can show it
+                        image = str(resolve_under(root, r["image"]))
+                    except (ImageError, ValueError):
+                        image = r["image"]
                 cases[cid] = {"id": cid, "category": r.get("category"), "fitzpatrick": r.get("fitzpatrick"),
-                              "image": r.get("image"), "image_source": r.get("image_source"),
+                              "image": image, "image_source": r.get("image_source"),
                               "skin_lightness": lightness}
         ingest.add_cases(conn, list(cases.values()))
         ingest.add_narratives(conn, [{"id": r["id"], "case_id": r.get("case_id") or r["id"], "model": r["model"],
@@ -178,7 +184,9 @@ def monitor_batch(batch_path: Path | str, evaluator: Any, version: str, engine: 
                 "narrative_id": r["id"], "evaluator_version": version, "batch_id": batch_id, "model": r["model"],
                 **{d: res["scores"][d] for d in DIMENSIONS}, "overall": res["overall"],
                 **{f"u_{d}": res["uncertainty"][d] for d in DIMENSIONS}, "needs_review": bool(res["needs_review"]),
-                "critique": res["critique"]})
+                "critique": res["critique"],
+                "evidence": json.dumps({d: c.get("evidence", []) for d, c in
+                                        (res.get("critique_json") or {}).get("dimensions", {}).items()})})
         with engine.begin() as conn:  # one transaction per chunk: a crash loses at most this chunk
             ingest.add_scores(conn, score_rows)
         scored += len(score_rows)

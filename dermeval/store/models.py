@@ -87,6 +87,8 @@ class Score(SQLModel, table=True):
     u_description_precision: float
     needs_review: bool = False
     critique: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # JSON: dimension -> the sentences that drove its score
+    evidence: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
     scored_at: datetime = Field(default_factory=now)
 
 

@@ -158,3 +158,9 @@ def narrative_detail(engine: Engine, narrative_id: str, evaluator_version: str) 
 def promotion_events(engine: Engine, limit: int = 200) -> pd.DataFrame:
     p = PromotionEvent.__table__
     return _df(engine, select(p).order_by(p.c.time.desc(), p.c.id.desc()).limit(limit))
+
+
+def batch_source(engine: Engine, batch_id: str) -> str | None:
+    b = Batch.__table__
+    with engine.connect() as conn:
+        return conn.execute(select(b.c.source).where(b.c.id == batch_id)).scalar_one_or_none()

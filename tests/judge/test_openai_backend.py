@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from typer.testing import CliRunner
 
 from dermeval.cli import app
 from dermeval.judge.llm import parse_answer
+from tests.conftest import free_port
 from tests.judge.fake_openai import GOOD, FakeOpenAI
 
 SECRET = "sk-test-DO-NOT-LEAK-1234567890"
@@ -70,12 +70,6 @@ def test_well_formed_malformed_partial_slow_and_429(tmp_path):
     assert SECRET not in result.output and SECRET not in result2.output
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_server_down_keeps_what_was_judged_and_resumes(tmp_path):
     cands, refs = _write(tmp_path, ["good", "lines", "good", "partial"])
     first_two = tmp_path / "first.jsonl"
@@ -83,7 +77,7 @@ def test_server_down_keeps_what_was_judged_and_resumes(tmp_path):
     with FakeOpenAI() as server:
         result, _ = _run(tmp_path, first_two, refs, server.base_url)
         assert result.exit_code == 0
-    down = f"http://127.0.0.1:{_closed_port()}/v1"
+    down = f"http://127.0.0.1:{free_port()}/v1"
     result, rows = _run(tmp_path, cands, refs, down, "--concurrency", "1")
     assert result.exit_code == 3
     assert "unreachable after 3 attempts" in result.output and "rerun to resume" in result.output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import threading
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from typer.testing import CliRunner
 from dermeval.cli import app
 from dermeval.params import DimensionThresholds, GateParams
 from registry.mlflow_registry import CHAMPION, Registry, RegistryError, TrackingUnavailable, check_reachable
+from tests.conftest import free_port
 from tests.registry.helpers import make_report, new_version
 
 P = GateParams()
@@ -97,18 +97,12 @@ def test_two_pipelines_promoting_at_once_lose_no_update(reg, tmp_path):
     assert champion(reg) == promotes[-1]["version"]
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_tracking_server_is_a_clear_error(tmp_path, monkeypatch):
-    uri = f"http://127.0.0.1:{_closed_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(TrackingUnavailable, match=f"MLflow tracking server {uri} is unreachable"):
         check_reachable(uri, timeout=2)
     with pytest.raises(TrackingUnavailable, match=r"postgresql://u:\*\*\*@127.0.0.1"):
-        check_reachable(f"postgresql://u:secret@127.0.0.1:{_closed_port()}/x", timeout=2)
+        check_reachable(f"postgresql://u:secret@127.0.0.1:{free_port()}/x", timeout=2)
     # the register stage stops before anything is written
     from pipelines.register import main
 

@@ -10,11 +10,8 @@ import csv
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,20 +19,15 @@ import yaml
 
 from dermeval.evaluation import evaluation_report, headline
 from dermeval.schema import DIMENSIONS
+from tests.conftest import free_port, wait_for_http
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(postgres_db, tmp_path):
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", postgres_db,
@@ -43,16 +35,7 @@ def mlflow_server(postgres_db, tmp_path):
          "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-            if proc.poll() is not None:
-                break
-        else:
+        if not wait_for_http(url + "/health", proc):
             pytest.fail("mlflow server did not come up: " + (tmp_path / "server.log").read_text()[-2000:])
         assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
         yield {"url": url, "db": postgres_db}

@@ -85,6 +85,7 @@ def upgrade() -> None:
     sa.Column('u_description_precision', sa.Float(), nullable=False),
     sa.Column('needs_review', sa.Boolean(), nullable=False),
     sa.Column('critique', sa.Text(), nullable=False),
+    sa.Column('evidence', sa.Text(), nullable=False),
     sa.Column('scored_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['batch_id'], ['batches.id'], ),
     sa.ForeignKeyConstraint(['narrative_id'], ['narratives.id'], ),

@@ -1,0 +1,58 @@
+"""Every dashboard page renders on an empty project and on a populated one, showing the store's numbers."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+
+from dermeval.store import queries
+from dermeval.store.db import open_store
+from tests.dashboard.conftest import frames, page_run, texts
+
+PAGES = ["Overview", "MLLM trustworthiness", "Drift", "Registry", "Case explorer", "Evaluator quality"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_an_empty_project(page, tmp_path, monkeypatch):
+    at = page_run(monkeypatch, tmp_path, page)
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "run `" in shown or "run `dvc repro`" in shown, shown  # the empty state says what to run
+
+
+def test_overview_and_registry_show_the_champion_and_alerts(populated_project, monkeypatch):
+    at = page_run(monkeypatch, populated_project, "Overview")
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Champion"] == "v1"
+    engine = open_store(f"sqlite:///{populated_project}/data/store/dermeval.db")
+    assert metrics["Open alerts"] == str(len(queries.open_alerts(engine)))
+    at = page_run(monkeypatch, populated_project, "Registry")
+    assert not at.exception and "champion **v1**" in texts(at)
+    history = frames(at)[1]
+    assert list(history["event"])[::-1] == ["register", "gate", "promote"]
+
+
+def test_trust_drift_and_cases_show_the_stored_numbers(populated_project, monkeypatch):
+    engine = open_store(f"sqlite:///{populated_project}/data/store/dermeval.db")
+    at = page_run(monkeypatch, populated_project, "MLLM trustworthiness")
+    assert not at.exception, at.exception
+    ranking = frames(at)[0]
+    trust = queries.trust_over_time(engine, "fake/v1", "safety")
+    latest = trust[trust["week"] == trust["week"].max()]
+    assert sorted(ranking["model"]) == sorted(latest["model"])
+    shown = dict(zip(ranking["model"], ranking["mean"], strict=True))
+    assert shown == dict(zip(latest["model"], latest["mean"], strict=True))
+    at = page_run(monkeypatch, populated_project, "Drift")
+    assert not at.exception, at.exception
+    assert list(frames(at)[0]["batch_id"]) == list(queries.drift_by_batch(engine)["batch_id"])
+    at = page_run(monkeypatch, populated_project, "Case explorer")
+    assert not at.exception, at.exception
+    queue = queries.review_queue(engine, "fake/v1", None, 200)
+    assert list(frames(at)[0]["narrative_id"]) == list(queue["narrative_id"])
+    detail = queries.narrative_detail(engine, queue["narrative_id"].iloc[0], "fake/v1")
+    assert any(html.escape(detail["text"][:40]) in m.value for m in at.markdown)
+    assert "expert (simulated panel)" in frames(at)[1].columns  # the world's truth file is next to the batch
+    at = page_run(monkeypatch, populated_project, "Evaluator quality")
+    assert not at.exception, at.exception
