@@ -49,19 +49,25 @@ def _row(c: CandidateNarrative, judge_model: str, scores: dict[str, float], why:
                        justification=why, missing_metrics=[d for d in DIMENSIONS if d not in scores]).to_json()
 
 
+def _start(candidates: Sequence[CandidateNarrative], refs: dict[str, Reference]) -> tuple[JudgeRun, list[int]]:
+    """A run with an error row for every candidate without a reference, and the indices of the others."""
+    run = JudgeRun(rows=[None] * len(candidates))  # type: ignore[list-item]
+    todo = []
+    for i, c in enumerate(candidates):
+        if c.id in refs:
+            todo.append(i)
+        else:
+            run.rows[i] = _error(c, f"no reference narrative for case id {c.id!r}")
+            run.errors += 1
+    return run, todo
+
+
 def judge_local(candidates: Sequence[CandidateNarrative], refs: dict[str, Reference], judge: Any, *,
                 batch_size: int = 256, progress: bool = True) -> JudgeRun:
     """Judge with a :class:`~dermeval.judge.local.LocalJudge` in batches (one cache lookup per batch)."""
     from dermeval.judge.local import JUDGE_NAME
 
-    run = JudgeRun(rows=[None] * len(candidates))  # type: ignore[list-item]
-    todo = []
-    for i, c in enumerate(candidates):
-        if c.id not in refs:
-            run.rows[i] = _error(c, f"no reference narrative for case id {c.id!r}")
-            run.errors += 1
-        else:
-            todo.append(i)
+    run, todo = _start(candidates, refs)
     bar = tqdm(total=len(todo), desc="judge (local)", unit="cand", disable=not progress)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
@@ -87,13 +93,11 @@ def judge_remote(candidates: Sequence[CandidateNarrative], refs: dict[str, Refer
 
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    run = JudgeRun(rows=[None] * len(candidates))  # type: ignore[list-item]
+    run, todo = _start(candidates, refs)
     pending = []
-    for i, c in enumerate(candidates):
-        if c.id not in refs:
-            run.rows[i] = _error(c, f"no reference narrative for case id {c.id!r}")
-            run.errors += 1
-        elif not c.candidate_text.strip():
+    for i in todo:
+        c = candidates[i]
+        if not c.candidate_text.strip():
             run.rows[i] = _row(c, judge.model, {d: 0.0 for d in DIMENSIONS}, "Empty candidate narrative: "
                                "every dimension at the floor.")
             run.judged += 1
