@@ -34,15 +34,19 @@ def _params():
         return None
 
 
+def _in_project(url: str) -> str:
+    """A relative SQLite URL taken relative to the project folder (other URLs unchanged)."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_absolute():
+        return "sqlite:///" + str(project() / url.removeprefix("sqlite:///"))
+    return url
+
+
 def store_url() -> str:
     from dermeval.store.db import store_url as resolve
 
     p = _params()
     configured = p.monitor.store_url if p else None
-    url = resolve(configured)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_absolute():
-        url = "sqlite:///" + str(project() / url.removeprefix("sqlite:///"))
-    return url
+    return _in_project(resolve(configured))
 
 
 def open_engine(url: str):
@@ -76,11 +80,10 @@ def registry_status() -> dict[str, Any] | Missing:
 
     p = _params()
     rp = p.register if p else RegisterParams()
-    uri = resolve_tracking_uri(rp.tracking_uri)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_absolute():
-        uri = "sqlite:///" + str(project() / uri.removeprefix("sqlite:///"))
-        if not Path(uri.removeprefix("sqlite:///")).is_file():
-            return Missing(f"no MLflow store at {uri}: run `dvc repro` to register a first evaluator")
+    configured = resolve_tracking_uri(rp.tracking_uri)
+    uri = _in_project(configured)
+    if uri != configured and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return Missing(f"no MLflow store at {uri}: run `dvc repro` to register a first evaluator")
     try:
         check_reachable(uri, timeout=2)
         reg = Registry(uri, rp.model_name, project() / rp.audit_log)

@@ -339,30 +339,30 @@ STORE_HELP = "Store URL (default: $DERMEVAL_STORE_URL, else sqlite:///data/store
 @store_app.command("upgrade")
 def store_upgrade(url: str | None = typer.Option(None, "--url", help=STORE_HELP)) -> None:
     """Create the store or migrate it to the newest schema (Alembic)."""
-    from dermeval.store.db import StoreError, _masked, store_url, upgrade
+    from dermeval.store.db import StoreError, masked, store_url, upgrade
 
     try:
         revision = upgrade(url)
     except (StoreError, Exception) as exc:  # a driver error names the database problem
-        _err(f"error: cannot upgrade the store at {_masked(store_url(url))}: {exc}")
+        _err(f"error: cannot upgrade the store at {masked(store_url(url))}: {exc}")
         raise typer.Exit(2) from None
-    typer.echo(f"store at {_masked(store_url(url))}: schema revision {revision}")
+    typer.echo(f"store at {masked(store_url(url))}: schema revision {revision}")
 
 
 @store_app.command("status")
 def store_status(url: str | None = typer.Option(None, "--url", help=STORE_HELP),
                  as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Schema revision and row counts."""
-    from dermeval.store.db import StoreError, _masked, current_revision, head_revision, make_engine, store_url
+    from dermeval.store.db import StoreError, current_revision, head_revision, make_engine, masked, store_url
     from dermeval.store.queries import table_counts
 
     u = store_url(url)
     try:
         engine = make_engine(u)
-        out = {"url": _masked(u), "revision": current_revision(engine), "head": head_revision()}
+        out = {"url": masked(u), "revision": current_revision(engine), "head": head_revision()}
         out["counts"] = table_counts(engine) if out["revision"] == out["head"] else {}
     except (StoreError, Exception) as exc:
-        _err(f"error: cannot read the store at {_masked(u)}: {exc}")
+        _err(f"error: cannot read the store at {masked(u)}: {exc}")
         raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps(out, indent=2))
@@ -394,8 +394,9 @@ def monitor(
     from dermeval.store.db import StoreError, open_store
 
     try:
-        p = load_params(params).monitor if params.is_file() else MonitorParams()
-        register = load_params(params).register if params.is_file() else None
+        loaded = load_params(params) if params.is_file() else None
+        p = loaded.monitor if loaded else MonitorParams()
+        register = loaded.register if loaded else None
     except ParamsError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(2) from None

@@ -9,7 +9,6 @@ written as model-version tags and to the append-only audit log.
 from __future__ import annotations
 
 import os
-import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dermeval.params import GateParams
+from dermeval.store.db import masked
 from registry.audit import AuditLog, actor, exclusive
 from registry.gate import Decision, decide
 
@@ -39,11 +39,6 @@ class RegistryError(RuntimeError):
 
 def resolve_tracking_uri(configured: str) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or configured
-
-
-def masked(uri: str) -> str:
-    """The URI with any password hidden, for messages and logs."""
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", uri)
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:

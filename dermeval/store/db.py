@@ -30,7 +30,8 @@ def store_url(url: str | None = None) -> str:
     return url or os.environ.get("DERMEVAL_STORE_URL") or DEFAULT_URL
 
 
-def _masked(url: str) -> str:
+def masked(url: str) -> str:
+    """A database or server URL with any password hidden, for messages and logs."""
     import re
 
     return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
@@ -97,17 +98,17 @@ def open_store(url: str | None = None, *, upgrade_schema: bool = False, create: 
         current = current_revision(engine)
     except OperationalError as exc:
         engine.dispose()
-        raise StoreError(f"cannot open the store at {_masked(url)}: {str(exc.orig).strip().splitlines()[0]}") from None
+        raise StoreError(f"cannot open the store at {masked(url)}: {str(exc.orig).strip().splitlines()[0]}") from None
     head = head_revision()
     if current != head:
         if current is None and not create:
             engine.dispose()
-            raise StoreError(f"{_masked(url)} holds no DermEval store yet: run `dermeval store upgrade`")
+            raise StoreError(f"{masked(url)} holds no DermEval store yet: run `dermeval store upgrade`")
         if current is None or upgrade_schema:
             upgrade(url)
         else:
             engine.dispose()
-            raise StoreOutdated(f"the store at {_masked(url)} is at schema revision {current}, this version needs "
-                                f"{head}: run `dermeval store upgrade` (add --url {_masked(url)} if it is not "
+            raise StoreOutdated(f"the store at {masked(url)} is at schema revision {current}, this version needs "
+                                f"{head}: run `dermeval store upgrade` (add --url {masked(url)} if it is not "
                                 "the default)")
     return engine
