@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,10 +62,11 @@ def test_chromium_renders_every_page(populated_project, tmp_path):
         for slug in SLUGS:
             shot = out / f"{slug}.png"
             colours = 0
-            for _ in range(3):  # a page still running shows a blank body; look again
+            for _ in range(6):  # a page still running shows a blank body; give it time and look again
                 colours = shoot(slug, shot)
                 if colours > 50:
                     break
+                time.sleep(2)
             assert colours > 50, f"{slug}: the page looks blank ({colours} colours)"
     finally:
         server.terminate()
