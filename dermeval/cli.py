@@ -118,29 +118,68 @@ def score(
 
 @app.command("score-batch")
 def score_batch(
-    input: Path = typer.Option(..., "--input", help="JSONL of DermEval records (id, image, diagnostic_text)."),
-    output: Path = typer.Option(..., "--output", help="JSONL to write: one row per input row, in order."),
+    input: Path = typer.Option(..., "--input", help="DermEval records (id, image, diagnostic_text): JSONL; "
+                                                     "with --engine spark also a Parquet table."),
+    output: Path = typer.Option(..., "--output", help="JSONL to write: one row per input row, in order "
+                                                      "(--engine spark: a path not ending in .jsonl is Parquet)."),
     image_root: Path | None = typer.Option(
         None, "--image-root", help="Folder the image paths are relative to (default: the input's folder)."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
+    model: str | None = typer.Option(None, "--model", help=MODEL_HELP + f" Default: {DEFAULT_MODEL} (local), "
+                                                                         "models:/dermeval@champion (spark)."),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or spark (mlflow.pyfunc.spark_udf)."),
+    spark_master: str | None = typer.Option(
+        None, "--spark-master", help="Spark master, e.g. local[2] or spark://host:7077 (default: Spark's settings)."),
+    spark_conf: list[str] = typer.Option([], "--spark-conf", help="Extra Spark setting KEY=VALUE (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Score a JSONL batch; rejected rows come back as {"id", "error"}, nothing is dropped."""
+    """Score a batch; rejected rows come back as {"id", "error"}, nothing is dropped."""
     from dermeval.formats.common import RowError, iter_jsonl, write_jsonl
 
-    evaluator = _load_model(model)
-    if not input.is_file():
+    if engine not in ("local", "spark"):
+        _err(f"error: --engine must be local or spark, not {engine!r}")
+        raise typer.Exit(2)
+    if engine == "spark":
+        scored, rejected = _score_batch_spark(input, output, image_root, model, spark_master, spark_conf)
+    else:
+        evaluator = _load_model(model or DEFAULT_MODEL)
+        if not input.is_file():
+            _err(f"error: input not found: {input}")
+            raise typer.Exit(2)
+        parsed = list(iter_jsonl(input))
+        rows = [obj if not isinstance(obj, RowError) else {"id": None, "error": str(obj)} for _, obj in parsed]
+        results = evaluator.score_batch(rows, image_root or input.parent, progress=not quiet, source=str(input),
+                                        lines=[n for n, _ in parsed])
+        write_jsonl(output, ({k: v for k, v in r.items() if k != "critique_json"} for r in results))
+        rejected = sum("error" in r for r in results)
+        scored = len(results) - rejected
+    _err(f"scored {scored}, rejected {rejected} -> {output}")
+    if rejected and not scored:
+        raise typer.Exit(1)
+
+
+def _score_batch_spark(input: Path, output: Path, image_root: Path | None, model: str | None,
+                       master: str | None, conf: list[str]) -> tuple[int, int]:
+    from dermeval.model.evaluator import EvaluatorNotFound
+    from dermeval.serving.spark import DEFAULT_MODEL_URI, SparkEngineError, score_table
+
+    settings = {}
+    for item in conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _err(f"error: --spark-conf expects KEY=VALUE, got {item!r}")
+            raise typer.Exit(2)
+        settings[key.strip()] = value.strip()
+    if not input.exists():
         _err(f"error: input not found: {input}")
         raise typer.Exit(2)
-    parsed = list(iter_jsonl(input))
-    rows = [obj if not isinstance(obj, RowError) else {"id": None, "error": str(obj)} for _, obj in parsed]
-    results = evaluator.score_batch(rows, image_root or input.parent, progress=not quiet, source=str(input),
-                                    lines=[n for n, _ in parsed])
-    write_jsonl(output, ({k: v for k, v in r.items() if k != "critique_json"} for r in results))
-    rejected = sum("error" in r for r in results)
-    _err(f"scored {len(results) - rejected}, rejected {rejected} -> {output}")
-    if results and rejected == len(results):
-        raise typer.Exit(1)
+    try:
+        summary = score_table(input, output, model or DEFAULT_MODEL_URI,
+                              image_root=image_root or (input.parent if input.is_file() else input),
+                              master=master, conf=settings)
+    except (SparkEngineError, EvaluatorNotFound) as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    return summary.scored, summary.rejected
 
 
 DEFAULT_JUDGE_CALIBRATION = "models/judge.json"

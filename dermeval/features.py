@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,12 +71,16 @@ class FeatureStore:
     """Content-hash -> vector cache in one SQLite file (safe to share between runs)."""
 
     TABLES = {"image": IMAGE_DIM, "sentence": TEXT_DIM}
+    # An in-memory store (no path: a serving process) is emptied past this many vectors per table.
+    MEMORY_LIMIT = 50_000
 
     def __init__(self, path: Path | str | None) -> None:
         self.path = str(path) if path else ":memory:"
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path)
+        # A model server predicts on worker threads: one connection, guarded by a lock.
+        self.lock = threading.Lock()
+        self.db = sqlite3.connect(self.path, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         for table in self.TABLES:
             self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
@@ -85,18 +90,25 @@ class FeatureStore:
         uniq = list(dict.fromkeys(keys))
         for start in range(0, len(uniq), 500):
             chunk = uniq[start:start + 500]
-            rows = self.db.execute(f"SELECT key, vec FROM {table} WHERE key IN ({','.join('?' * len(chunk))})",
-                                   chunk).fetchall()
+            with self.lock:
+                rows = self.db.execute(f"SELECT key, vec FROM {table} WHERE key IN ({','.join('?' * len(chunk))})",
+                                       chunk).fetchall()
             out.update({k: np.frombuffer(v, np.float32) for k, v in rows})
         return out
 
     def put(self, table: str, items: dict[str, np.ndarray]) -> None:
-        with self.db:
+        with self.lock, self.db:
+            if self.path == ":memory:" and self._count(table) + len(items) > self.MEMORY_LIMIT:
+                self.db.execute(f"DELETE FROM {table}")
             self.db.executemany(f"INSERT OR REPLACE INTO {table} (key, vec) VALUES (?, ?)",
                                 [(k, np.asarray(v, np.float32).tobytes()) for k, v in items.items()])
 
-    def count(self, table: str) -> int:
+    def _count(self, table: str) -> int:
         return self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+    def count(self, table: str) -> int:
+        with self.lock:
+            return self._count(table)
 
     def close(self) -> None:
         self.db.close()

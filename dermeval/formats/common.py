@@ -82,6 +82,23 @@ def pydantic_errors(exc: ValidationError, file: str, line: int, rid: str | None)
     return out
 
 
+def parse_jsonl_line(raw: bytes, name: str, lineno: int) -> dict[str, Any] | RowError:
+    """One JSONL line (bytes, newline optional) as a JSON object, or the RowError saying why not."""
+    if len(raw) > MAX_LINE_BYTES:
+        return RowError(name, lineno, "<row>", f"row is {len(raw):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return RowError(name, lineno, "<row>", f"not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return RowError(name, lineno, "<row>", f"malformed JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(obj, dict):
+        return RowError(name, lineno, "<row>", f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     """Yield ``(line_number, object)`` or ``(line_number, RowError)`` for each non-blank line.
 
@@ -90,27 +107,8 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     name = str(path)
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            if len(raw) > MAX_LINE_BYTES:
-                yield lineno, RowError(name, lineno, "<row>",
-                                       f"row is {len(raw):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit")
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield lineno, RowError(name, lineno, "<row>",
-                                       f"not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})")
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield lineno, RowError(name, lineno, "<row>", f"malformed JSON: {exc.msg} at column {exc.colno}")
-                continue
-            if not isinstance(obj, dict):
-                yield lineno, RowError(name, lineno, "<row>", f"expected a JSON object, got {type(obj).__name__}")
-                continue
-            yield lineno, obj
+            if raw.strip():
+                yield lineno, parse_jsonl_line(raw, name, lineno)
 
 
 def load_jsonl(

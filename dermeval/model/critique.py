@@ -62,7 +62,8 @@ def build_critique(scores: np.ndarray, sigma: np.ndarray, units: list[str], atte
         relevant = sorted(((n, p) for n, p in issues.items() if OPERATORS[n].effects.get(d, 0.0) <= -1.0),
                           key=lambda x: -x[1])
         top = [units[int(k)] for k in np.argsort(-attention[j])[:2]] if units else []
-        parts = [f"{_band(float(scores[j])).capitalize()} ({scores[j]:.1f}/5, +/-{sigma[j]:.1f})."]
+        score = round(float(scores[j]), 3)  # the value the score line prints: both read the same
+        parts = [f"{_band(score).capitalize()} ({score:.1f}/5, +/-{sigma[j]:.1f})."]
         if relevant:
             parts.append("Detected: " + "; ".join(f"{OPERATORS[n].description.rstrip('.').lower()} "
                                                   f"(p={p:.2f})" for n, p in relevant) + ".")
@@ -70,7 +71,7 @@ def build_critique(scores: np.ndarray, sigma: np.ndarray, units: list[str], atte
             parts.append(f'Driven most by: "{_snippet(top[0])}"')
         suggestion = SUGGEST[relevant[0][0]] if relevant else (
             GENERIC[d] if scores[j] < 4.25 else "No change needed.")
-        dims[d] = {"score": round(float(scores[j]), 3), "uncertainty": round(float(sigma[j]), 3),
+        dims[d] = {"score": score, "uncertainty": round(float(sigma[j]), 3),
                    "justification": " ".join(parts), "suggestion": suggestion, "evidence": top}
     notes = [f"Ignored (does not change the scores): {OPERATORS[n].description.split(' (')[0].lower()}"
              for n in ("verbose_padding", "evaluator_injection") if n in issues]

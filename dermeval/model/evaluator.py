@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 from PIL import Image
@@ -26,6 +27,7 @@ from dermeval.model.train import apply_calibration, predict_raw
 from dermeval.schema import DIMENSIONS
 
 FORMAT_VERSION = 1
+SCORE_CHUNK = 64  # narratives encoded together; the Spark engine lays its batches out the same way
 URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/", "s3://", "gs://", "file://")
 
 
@@ -83,17 +85,22 @@ class Evaluator:
             out["attention"] = raw["attention"]
         return out
 
-    def _row(self, fs: FeatureSet, i: int, pred: dict[str, np.ndarray], k: int, units: list[str]) -> dict[str, Any]:
+    def _row(self, fs: FeatureSet, i: int, pred: dict[str, np.ndarray], k: int, units: list[str],
+             decimals: int | None = 3) -> dict[str, Any]:
         scores, sigma = pred["scores"][k], pred["sigma"][k]
+
+        def rnd(x: float) -> float:
+            return round(float(x), decimals) if decimals is not None else float(x)
+
         if fs.stats[i, 2] > 0.5:
             crit = empty_critique()
         else:
             probs = {n: float(p) for n, p in zip(self.defect_names, pred["defect_probs"][k], strict=False)}
             crit = build_critique(scores, sigma, units, pred["attention"][k], probs)
         overall = float(np.mean(scores))
-        row = {"id": fs.ids[i], "scores": {d: round(float(scores[j]), 3) for j, d in enumerate(DIMENSIONS)},
-               "overall": round(overall, 3),
-               "uncertainty": {d: round(float(sigma[j]), 3) for j, d in enumerate(DIMENSIONS)},
+        row = {"id": fs.ids[i], "scores": {d: rnd(scores[j]) for j, d in enumerate(DIMENSIONS)},
+               "overall": rnd(overall),
+               "uncertainty": {d: rnd(sigma[j]) for j, d in enumerate(DIMENSIONS)},
                "needs_review": bool(np.max(sigma) > self.review_threshold),
                "critique": critique_text(crit, overall), "critique_json": crit, "evaluator": self.identity}
         if fs.ids[i] in fs.warnings:
@@ -115,12 +122,13 @@ class Evaluator:
         return row
 
     def score_batch(self, records: Iterable[dict[str, Any]], image_root: Path | str | None = None, *,
-                    chunk: int = 64, progress: bool = True, source: str = "<input>",
-                    lines: list[int] | None = None) -> list[dict[str, Any]]:
+                    chunk: int = SCORE_CHUNK, progress: bool = True, source: str = "<input>",
+                    lines: list[int] | None = None, decimals: int | None = 3) -> list[dict[str, Any]]:
         """One output row per input row, in input order; ``{"id", "error"}`` for a rejected row.
 
         With ``image_root`` image paths must stay inside it; without, paths are taken as given.
         ``lines`` (the input line of each record) makes error messages point at the file line.
+        ``decimals`` rounds scores and uncertainties (None: full precision, as the pyfunc returns).
         """
         records = list(records)
         line_of = lines or list(range(1, len(records) + 1))
@@ -128,20 +136,11 @@ class Evaluator:
         out: list[dict[str, Any] | None] = [None] * len(records)
         good: list[tuple[int, dict[str, Any]]] = []
         for k, obj in enumerate(records):
-            if not isinstance(obj, dict):
-                out[k] = {"id": None, "error": f"{source}:{line_of[k]}: <row>: expected a JSON object"}
-                continue
-            if "error" in obj and "id" in obj and len(obj) == 2:  # a row already rejected upstream
-                out[k] = obj
-                continue
-            parsed = parse_record(obj, source, line_of[k], require_scores=False)
-            if isinstance(parsed, list):
-                out[k] = {"id": obj.get("id"), "error": "; ".join(str(e) for e in parsed)}
-                continue
-            image = parsed.image or ""
-            if image_root is None:  # paths as given: resolve them, then check under "/"
-                image = str(Path(image).resolve()).lstrip("/") if image else ""
-            good.append((k, {"id": parsed.id, "image": image, "diagnostic_text": parsed.diagnostic_text}))
+            rec, err = prepare_input(obj, source, line_of[k], image_root)
+            if err is not None:
+                out[k] = err
+            else:
+                good.append((k, rec))
         bar = tqdm(total=len(records), desc="score", unit="narrative", disable=not progress)
         bar.update(len(records) - len(good))
         for start in range(0, len(good), chunk):
@@ -156,10 +155,38 @@ class Evaluator:
                 if out[k] is None:
                     n = by_id[r["id"]]
                     units = narrative_units(r["diagnostic_text"]).units
-                    out[k] = self._row(fs, n, pred, n, units)
+                    out[k] = self._row(fs, n, pred, n, units, decimals)
             bar.update(len(part))
         bar.close()
         return [r for r in out if r is not None]
+
+
+def prepare_input(obj: Any, source: str, line: int, image_root: Path | str | None
+                  ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Check one input row: ``(record, None)`` ready to featurize, or ``(None, error_row)``.
+
+    Shared by every engine (local, MLflow pyfunc, Spark) so a bad row gets the same message
+    wherever it is scored. ``file://`` URIs are paths. Without ``image_root`` a path is taken
+    as given (made absolute); with it, a relative path stays relative to the root and an absolute
+    one is accepted only inside the root (the featurizer refuses anything that escapes it).
+    """
+    if not isinstance(obj, dict):
+        return None, {"id": None, "error": f"{source}:{line}: <row>: expected a JSON object"}
+    if "error" in obj and "id" in obj and len(obj) == 2:  # a row already rejected upstream
+        return None, obj
+    parsed = parse_record(obj, source, line, require_scores=False)
+    if isinstance(parsed, list):
+        return None, {"id": obj.get("id"), "error": "; ".join(str(e) for e in parsed)}
+    image = parsed.image or ""
+    if image.startswith("file://"):
+        image = unquote(urlparse(image).path)
+    if image_root is None:  # resolve, then check under "/"
+        image = str(Path(image).resolve()).lstrip("/") if image else ""
+    elif image and Path(image).is_absolute():
+        root = Path(image_root).resolve()
+        if Path(image).resolve().is_relative_to(root):
+            image = str(Path(image).resolve().relative_to(root))
+    return {"id": parsed.id, "image": image, "diagnostic_text": parsed.diagnostic_text}, None
 
 
 def load_evaluator(path_or_uri: Path | str, cache: Path | str | None = None) -> Evaluator:

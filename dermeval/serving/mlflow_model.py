@@ -23,25 +23,52 @@ def input_example() -> pd.DataFrame:
     }])
 
 
-def log_evaluator(evaluator_dir: Path | str, *, name: str = "model", registered_model_name: str | None = None):
-    """Log the evaluator folder as an MLflow pyfunc (models-from-code); returns the ModelInfo."""
-    import mlflow
-    from mlflow.models import infer_signature
+def model_signature(output: pd.DataFrame):
+    """Inputs (``image`` path or ``image_b64`` bytes, optional ``line``), the output frame, and the params."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
+    from dermeval.serving.pyfunc_model import DEFAULT_PARAMS
+
+    inputs = Schema([ColSpec("string", "id"), ColSpec("string", "diagnostic_text"),
+                     ColSpec("string", "image", required=False), ColSpec("string", "image_b64", required=False),
+                     ColSpec("long", "line", required=False)])
+    params = ParamSchema([ParamSpec(name, "string", default) for name, default in DEFAULT_PARAMS.items()])
+    return ModelSignature(inputs=inputs, outputs=infer_signature(None, output).outputs, params=params)
+
+
+def _example_output(evaluator_dir: Path | str, example: pd.DataFrame) -> pd.DataFrame:
     from dermeval.model.evaluator import Evaluator
     from dermeval.serving.pyfunc_model import rows_to_frame
 
-    example = input_example()
     evaluator = Evaluator.load(evaluator_dir)
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "example.png"
         image.write_bytes(base64.b64decode(example.loc[0, "image_b64"]))
         rows = evaluator.score_batch([{"id": "example-1", "image": str(image),
                                        "diagnostic_text": example.loc[0, "diagnostic_text"]}],
-                                     image_root=None, progress=False)
-    output = rows_to_frame(rows).astype({"error": "string"})
-    signature = infer_signature(example, output)
-    return mlflow.pyfunc.log_model(
-        name=name, python_model=str(PYFUNC_FILE), artifacts={"evaluator": str(evaluator_dir)},
-        signature=signature, input_example=example, registered_model_name=registered_model_name,
-        pip_requirements=["dermeval-ops", "mlflow", "torch", "pandas<3"])
+                                     image_root=None, progress=False, decimals=None)
+    return rows_to_frame(rows).astype({"error": "string", "warning": "string"})
+
+
+def _pyfunc_kwargs(evaluator_dir: Path | str) -> dict:
+    example = input_example()
+    return {"python_model": str(PYFUNC_FILE), "artifacts": {"evaluator": str(evaluator_dir)},
+            "signature": model_signature(_example_output(evaluator_dir, example)), "input_example": example,
+            "pip_requirements": ["dermeval-ops", "mlflow", "torch", "pandas<3"]}
+
+
+def log_evaluator(evaluator_dir: Path | str, *, name: str = "model", registered_model_name: str | None = None):
+    """Log the evaluator folder as an MLflow pyfunc (models-from-code); returns the ModelInfo."""
+    import mlflow
+
+    return mlflow.pyfunc.log_model(name=name, registered_model_name=registered_model_name,
+                                   **_pyfunc_kwargs(evaluator_dir))
+
+
+def save_evaluator(evaluator_dir: Path | str, path: Path | str) -> Path:
+    """Write the evaluator folder as an MLflow pyfunc model folder at ``path`` (no tracking server)."""
+    import mlflow
+
+    mlflow.pyfunc.save_model(path=str(path), **_pyfunc_kwargs(evaluator_dir))
+    return Path(path)

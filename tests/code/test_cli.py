@@ -42,3 +42,18 @@ def test_validate_release_cli(dermbench_root: Path):
     result = runner.invoke(app, ["validate", str(dermbench_root)])
     assert result.exit_code == 0
     assert "cases: 4000, categories: 23, sha256 mismatches: 0" in result.output
+
+
+def test_score_batch_engine_options_are_checked_before_any_work(tmp_path: Path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a", "image": "a.png", "diagnostic_text": "t"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    bad_engine = runner.invoke(app, ["score-batch", "--input", str(src), "--output", str(out), "--engine", "ray"])
+    assert bad_engine.exit_code == 2 and "local or spark" in bad_engine.output
+    bad_conf = runner.invoke(app, ["score-batch", "--input", str(src), "--output", str(out), "--engine", "spark",
+                                   "--spark-conf", "spark.executor.cores"])
+    assert bad_conf.exit_code == 2 and "KEY=VALUE" in bad_conf.output
+    missing = runner.invoke(app, ["score-batch", "--input", str(tmp_path / "nope.jsonl"), "--output", str(out),
+                                  "--engine", "spark"])
+    assert missing.exit_code == 2 and "input not found" in missing.output
+    assert not out.exists()

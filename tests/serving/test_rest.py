@@ -1,0 +1,56 @@
+"""REST: ``mlflow models serve`` on the champion answers a real request on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from dermeval.schema import DIMENSIONS
+from tests.conftest import free_port, wait_for_http
+
+pytestmark = pytest.mark.slow
+
+
+def test_mlflow_models_serve_answers_an_invocation(champion, tmp_path):
+    root = champion["root"]
+    rows = champion["rows"][:3]
+    port = free_port()
+    # mlflow execs uvicorn from PATH: the one next to this interpreter
+    path = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": champion["tracking_uri"], "PATH": path}
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", champion["model_uri"],
+                             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert wait_for_http(f"http://127.0.0.1:{port}/ping", proc, seconds=120), (tmp_path / "serve.log").read_text()
+        records = [{"id": r["id"], "diagnostic_text": r["diagnostic_text"],
+                    "image_b64": base64.b64encode((root / r["image"]).read_bytes()).decode()} for r in rows[:2]]
+        records.append({"id": "by-path", "diagnostic_text": rows[2]["diagnostic_text"], "image": rows[2]["image"]})
+        records.append({"id": "bad", "diagnostic_text": "Plaques.", "image_b64": "not base64!"})
+        body = json.dumps({"dataframe_records": records, "params": {"image_root": str(root)}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            assert response.status == 200
+            predictions = json.loads(response.read())["predictions"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    want = champion["evaluator"].score_batch([{"id": r["id"], "image": r["image"],
+                                               "diagnostic_text": r["diagnostic_text"]} for r in rows],
+                                              root, progress=False, decimals=None)
+    assert [p["id"] for p in predictions] == [rows[0]["id"], rows[1]["id"], "by-path", "bad"]
+    for p, w in zip(predictions, want, strict=False):
+        assert p.get("error") is None
+        assert [p[d] for d in DIMENSIONS] == pytest.approx([w["scores"][d] for d in DIMENSIONS], abs=1e-5)
+        assert p["overall"] == pytest.approx(w["overall"], abs=1e-5)
+        assert p["critique"].splitlines()[-1].startswith("Overall Score:")
+    assert "not valid base64" in predictions[3]["error"]
