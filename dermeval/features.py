@@ -25,6 +25,7 @@ from dermeval.images import load_rgb
 
 MAX_UNITS = 160  # sentence units per narrative; DermBench's longest has ~90
 N_STATS = 4
+LENGTH_STATS = 2  # stats[0:2] measure length (log words, units); stats[2:] are flags (empty, <think>)
 
 
 def sha(data: bytes | str) -> str:

@@ -18,7 +18,7 @@ from torch import nn
 
 from dermeval.encoders.image import FEATURE_DIM as IMAGE_DIM
 from dermeval.encoders.text import FEATURE_DIM as TEXT_DIM
-from dermeval.features import N_STATS
+from dermeval.features import LENGTH_STATS, N_STATS
 from dermeval.schema import DIMENSIONS
 
 
@@ -31,6 +31,7 @@ class NetConfig:
     image_dim: int = IMAGE_DIM
     text_dim: int = TEXT_DIM
     n_stats: int = N_STATS
+    length_inputs: bool = True  # a saved config without the field was trained with them
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,8 +51,10 @@ class DermEvalNet(nn.Module):
         self.queries = nn.Parameter(torch.randn(n_dim, h) / math.sqrt(h))
         self.q_img = nn.Linear(h, h)
         self.key, self.val = nn.Linear(h, h), nn.Linear(h, h)
+        # Which text statistics the rating heads read: all, or the flags only (no length measures).
+        self.first_stat = 0 if cfg.length_inputs else LENGTH_STATS
         self.heads = nn.ModuleList([
-            nn.Sequential(nn.Linear(4 * h + cfg.n_stats + max(cfg.n_defects, 1) + 2, h), nn.GELU(),
+            nn.Sequential(nn.Linear(4 * h + cfg.n_stats - self.first_stat + max(cfg.n_defects, 1) + 2, h), nn.GELU(),
                           nn.Dropout(cfg.dropout), nn.Linear(h, 2))
             for _ in DIMENSIONS])
         # What the image shows and what the conclusion names, each as a category distribution;
@@ -89,6 +92,7 @@ class DermEvalNet(nn.Module):
         defect_logits = self.defects(torch.cat([pooled.flatten(1), img, tok_max], -1))
         found = torch.sigmoid(defect_logits)
         outs = []
+        stats = stats[:, self.first_stat:]
         for d, head in enumerate(self.heads):
             z = torch.cat([pooled[:, d], pooled[:, d] * img, img, tok_max, stats, found,
                            match[:, None], torch.log(match[:, None] + 1e-3) * has_concl[:, None]], -1)

@@ -111,7 +111,7 @@ def train_network(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     net = DermEvalNet(NetConfig(hidden=cfg.hidden, dropout=cfg.dropout, n_defects=len(t.defect_names),
-                                n_categories=len(t.categories)))
+                                n_categories=len(t.categories), length_inputs=cfg.length_inputs))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     best, best_state, history, stale = float("inf"), None, [], 0
