@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +35,21 @@ class FeatureSet:
         return len(self.ids)
 
     def save(self, path: Path | str) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, ids=np.array(self.ids, dtype=str), image=self.image, image_index=self.image_index,
-                 units=self.units, offsets=self.offsets, unit_index=self.unit_index, stats=self.stats,
-                 conclusion=self.conclusion, warn_ids=np.array(list(self.warnings), dtype=str),
-                 warn_msgs=np.array(list(self.warnings.values()), dtype=str))
+        """Write an ``.npz`` whose bytes depend on the contents only (no write times), so DVC sees
+        an unchanged feature set as unchanged and does not retrain."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"ids": np.array(self.ids, dtype=str), "image": self.image, "image_index": self.image_index,
+                  "units": self.units, "offsets": self.offsets, "unit_index": self.unit_index, "stats": self.stats,
+                  "conclusion": self.conclusion, "warn_ids": np.array(list(self.warnings), dtype=str),
+                  "warn_msgs": np.array(list(self.warnings.values()), dtype=str)}
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, array in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with zf.open(info, "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(array), allow_pickle=False)
 
     @classmethod
     def load(cls, path: Path | str) -> FeatureSet:

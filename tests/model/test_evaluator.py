@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,21 @@ def test_save_load_round_trip(trained):
     b = again.predict(fs, np.arange(20))["scores"]
     assert np.allclose(a, b, atol=1e-6)
     assert not list(Path(trained["model_dir"]).glob("*.pkl"))
+
+
+def test_feature_set_saves_the_same_bytes_for_the_same_contents(trained, tmp_path):
+    import hashlib
+
+    from dermeval.model.data import FeatureSet
+
+    fs = trained["fs"]
+    fs.save(tmp_path / "a.npz")
+    time.sleep(2.1)  # a zip entry's time has 2 s resolution: a write time would show
+    fs.save(tmp_path / "b.npz")
+    digest = [hashlib.md5((tmp_path / n).read_bytes()).hexdigest() for n in ("a.npz", "b.npz")]
+    assert digest[0] == digest[1]
+    back = FeatureSet.load(tmp_path / "a.npz")
+    assert back.ids == fs.ids and np.array_equal(back.units, fs.units) and back.warnings == fs.warnings
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
