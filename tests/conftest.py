@@ -91,6 +91,18 @@ def wait_for_http(url: str, proc=None, seconds: float = 60) -> bool:
     return False
 
 
+def stop_process(proc, seconds: float = 20) -> None:
+    """Stop a server a test started: terminate, and kill it if it has not gone within ``seconds``."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import free_port, wait_for_http
+from tests.conftest import free_port, stop_process, wait_for_http
 from tests.dashboard.conftest import REPO
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -69,8 +69,4 @@ def test_chromium_renders_every_page(populated_project, tmp_path):
                 time.sleep(2)
             assert colours > 50, f"{slug}: the page looks blank ({colours} colours)"
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server)

@@ -19,7 +19,7 @@ import yaml
 
 from dermeval.evaluation import evaluation_report, headline
 from dermeval.schema import DIMENSIONS
-from tests.conftest import free_port, wait_for_http
+from tests.conftest import free_port, stop_process, wait_for_http
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -40,11 +40,7 @@ def mlflow_server(postgres_db, tmp_path):
         assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
         yield {"url": url, "db": postgres_db}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def _project(tmp: Path, trained: dict) -> Path:

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from dermeval.schema import DIMENSIONS
-from tests.conftest import free_port, wait_for_http
+from tests.conftest import free_port, stop_process, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -41,8 +41,7 @@ def test_mlflow_models_serve_answers_an_invocation(champion, tmp_path):
             assert response.status == 200
             predictions = json.loads(response.read())["predictions"]
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_process(proc, 30)
         log.close()
     want = champion["evaluator"].score_batch([{"id": r["id"], "image": r["image"],
                                                "diagnostic_text": r["diagnostic_text"]} for r in rows],
