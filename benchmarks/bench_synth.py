@@ -21,7 +21,7 @@ from dermeval.synth.world import WorldConfig, generate_world
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", type=int, default=600)
+    ap.add_argument("--cases", type=int, default=1000)
     ap.add_argument("--weeks", type=int, default=8)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "synth.json"))
     args = ap.parse_args()

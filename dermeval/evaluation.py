@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from dermeval.metrics import METRICS, dimension_table, inter_rater_ceiling, mean_baseline, slices
+from dermeval.metrics import METRICS, agreement, dimension_table, inter_rater_ceiling, mean_baseline, slices
 from dermeval.schema import DIMENSIONS
 
 PAPER_DERMEVAL_MAE = 0.117
@@ -41,6 +41,9 @@ def evaluation_report(test_rows: Sequence[dict[str, Any]], predicted: dict[str, 
         "n": len(test_rows), "n_cases": len(set(groups)),
         "directions": {m.name: "higher" if m.higher_is_better else "lower" for m in METRICS.values()},
         "evaluator": dimension_table(expert, predicted, **kw),
+        # The overall score as DermEval prints it (``Overall Score: 4.1``): one decimal. Clean
+        # narratives then tie instead of being ranked by noise the panel cannot see either.
+        "overall_reported": reported_overall(expert, predicted, **kw),
         "baseline_mean": mean_baseline(_by_dim(train_rows), expert, **kw),
         "paper": {"dermeval_mae": PAPER_DERMEVAL_MAE, "judge_mae": PAPER_JUDGE_MAE},
     }
@@ -56,12 +59,22 @@ def evaluation_report(test_rows: Sequence[dict[str, Any]], predicted: dict[str, 
     return report
 
 
+def reported_overall(expert: dict[str, np.ndarray], predicted: dict[str, np.ndarray], **kw) -> dict[str, Any]:
+    """Agreement of the one-decimal overall score (the critique's last line) with the panel's overall."""
+    overall_y = np.mean([expert[d] for d in DIMENSIONS], axis=0)
+    overall_p = np.round(np.mean([np.asarray(predicted[d], float) for d in DIMENSIONS], axis=0), 1)
+    return agreement(overall_y, overall_p, **kw)
+
+
 def headline(report: dict[str, Any]) -> dict[str, float]:
     """The flat metrics for ``dvc metrics`` and the promotion gate."""
     ev, base = report["evaluator"], report["baseline_mean"]
     out = {"n_test": report["n"], "overall_mae": ev["overall"]["mae"]["value"],
            "overall_spearman": ev["overall"]["spearman"]["value"],
            "baseline_overall_mae": base["overall"]["mae"]["value"]}
+    if "overall_reported" in report:
+        out["overall_reported_mae"] = report["overall_reported"]["mae"]["value"]
+        out["overall_reported_spearman"] = report["overall_reported"]["spearman"]["value"]
     out.update({f"mae_{d}": ev[d]["mae"]["value"] for d in DIMENSIONS})
     out["mean_dimension_mae"] = float(np.mean([ev[d]["mae"]["value"] for d in DIMENSIONS]))
     if "inter_rater_ceiling" in report:

@@ -19,6 +19,7 @@ from PIL import Image
 
 from dermeval import text as tx
 from dermeval.encoders.image import FEATURE_DIM as IMAGE_DIM
+from dermeval.encoders.runtime import check_precision
 from dermeval.encoders.text import FEATURE_DIM as TEXT_DIM
 from dermeval.encoders.text import chunk_sentence
 from dermeval.images import load_rgb
@@ -118,23 +119,27 @@ class FeatureStore:
 class Featurizer:
     """Encoders behind a content-hash cache; encoders load lazily, on the first miss."""
 
-    def __init__(self, store: FeatureStore | None = None, device: str = "cpu") -> None:
+    def __init__(self, store: FeatureStore | None = None, device: str = "cpu", precision: str = "fp32") -> None:
         self.store = store or FeatureStore(None)
         self.device = device
+        self.precision = check_precision(precision)
+        # fp32 vectors keep the plain content hash; other precisions get their own keys.
+        self.key_prefix = "" if precision == "fp32" else f"{precision}:"
         self._image_encoder = None
         self._text_encoder = None
         self.encoded = {"image": 0, "sentence": 0}
 
     def image_vectors(self, images: Sequence[Image.Image | Path]) -> np.ndarray:
         """Vectors for PIL images or image files (files are keyed by their bytes, decoded only on a miss)."""
-        keys = ["f:" + sha(im.read_bytes()) if isinstance(im, Path) else "p:" + image_key(im) for im in images]
+        keys = [self.key_prefix + ("f:" + sha(im.read_bytes()) if isinstance(im, Path) else "p:" + image_key(im))
+                for im in images]
         found = self.store.get("image", keys)
         missing = {k: im for k, im in zip(keys, images, strict=True) if k not in found}
         if missing:
             if self._image_encoder is None:
                 from dermeval.encoders.image import ImageEncoder
 
-                self._image_encoder = ImageEncoder(self.device)
+                self._image_encoder = ImageEncoder(self.device, self.precision)
             vecs = self._image_encoder.encode([load_rgb(im) if isinstance(im, Path) else im
                                                for im in missing.values()])
             new = dict(zip(missing, vecs, strict=True))
@@ -144,14 +149,14 @@ class Featurizer:
         return np.stack([found[k] for k in keys]) if keys else np.zeros((0, IMAGE_DIM), np.float32)
 
     def sentence_vectors(self, units: Sequence[str]) -> np.ndarray:
-        keys = [sha(u) for u in units]
+        keys = [self.key_prefix + sha(u) for u in units]
         found = self.store.get("sentence", keys)
         missing = {k: u for k, u in zip(keys, units, strict=True) if k not in found}
         if missing:
             if self._text_encoder is None:
                 from dermeval.encoders.text import TextEncoder
 
-                self._text_encoder = TextEncoder(self.device)
+                self._text_encoder = TextEncoder(self.device, self.precision)
             vecs = self._text_encoder.encode(list(missing.values()))
             new = dict(zip(missing, vecs, strict=True))
             self.store.put("sentence", new)

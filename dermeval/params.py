@@ -37,7 +37,7 @@ class DataParams:
 class PrepareParams:
     source: str = "dermsynth"  # dermsynth | dermbench | both | user
     seed: int = 7
-    cases: int = 600
+    cases: int = 1000
     weeks: int = 8
     batch_cases: int = 40
     dermbench_root: str = "../shared/dermbench"

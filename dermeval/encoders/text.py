@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from dermeval.encoders.runtime import autocast
+
 FEATURE_DIM = 384
 MAX_TOKENS = 128
 CHUNK_WORDS = 60  # ~80-100 word pieces: a chunk fits in MAX_TOKENS with room to spare
@@ -26,7 +28,7 @@ def model_dir() -> str:
 class TextEncoder:
     """Mean-pooled, L2-normalised MiniLM embeddings, as sentence-transformers computes them."""
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", precision: str = "fp32") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -36,8 +38,8 @@ class TextEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval().to(device)
         self.device = device
+        self.precision = precision
 
-    @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
         """Return an (n, 384) float32 array; texts are encoded in length-sorted batches.
 
@@ -50,13 +52,18 @@ class TextEncoder:
         out = np.zeros((len(texts), FEATURE_DIM), np.float32)
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
-            batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                   max_length=MAX_TOKENS, return_tensors="pt").to(self.device)
-            hidden = self.model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+            out[idx] = self._encode_batch([texts[i] for i in idx])
         return out
+
+    @torch.inference_mode()
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS,
+                               return_tensors="pt").to(self.device)
+        with autocast(self.precision, self.device):
+            hidden = self.model(**batch).last_hidden_state.float()
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
 
 
 def chunk_sentence(sentence: str) -> list[str]:

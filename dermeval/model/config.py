@@ -22,3 +22,7 @@ class TrainConfig:
     # Word and sentence-unit counts as model inputs. Off: a narrative's length then cannot buy a
     # score (padding raised Accuracy by 0.10 with them on); the content has to.
     length_inputs: bool = False
+    # Read the case's category from the image and the narrative's findings together (see the network).
+    context_category: bool = True
+    # The defect head reads the diagnosis-vs-image verdict, so the critique can name a wrong diagnosis.
+    defects_read_match: bool = True

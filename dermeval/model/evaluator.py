@@ -189,10 +189,15 @@ def prepare_input(obj: Any, source: str, line: int, image_root: Path | str | Non
     return {"id": parsed.id, "image": image, "diagnostic_text": parsed.diagnostic_text}, None
 
 
-def load_evaluator(path_or_uri: Path | str, cache: Path | str | None = None) -> Evaluator:
-    """Load an evaluator from a folder or an MLflow model URI (``models:/dermeval@champion``)."""
+def load_evaluator(path_or_uri: Path | str, cache: Path | str | None = None, precision: str = "fp32") -> Evaluator:
+    """Load an evaluator from a folder or an MLflow model URI (``models:/dermeval@champion``).
+
+    ``cache`` is a feature-cache file to share between runs (default: in memory). ``precision``
+    is the encoders' arithmetic: ``fp32`` (what the evaluator was trained on) or ``bf16``
+    (about twice as fast on CPUs with native bf16; see :mod:`dermeval.encoders.runtime`).
+    """
     target = str(path_or_uri)
-    featurizer = Featurizer(FeatureStore(cache)) if cache else None
+    featurizer = Featurizer(FeatureStore(cache), precision=precision) if cache or precision != "fp32" else None
     if target.startswith(URI_SCHEMES):
         import mlflow
 

@@ -32,6 +32,12 @@ class NetConfig:
     text_dim: int = TEXT_DIM
     n_stats: int = N_STATS
     length_inputs: bool = True  # a saved config without the field was trained with them
+    # The category the case shows is read from the image and from the narrative's other sentences
+    # (the findings it describes), not the image alone. A saved config without it predates this.
+    context_category: bool = False
+    # The defect head also reads the diagnosis-vs-image verdict (so the critique can name a wrong
+    # diagnosis). A saved config without it predates this.
+    defects_read_match: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,7 +69,11 @@ class DermEvalNet(nn.Module):
         self.image_category = nn.Linear(h, n_cat)
         self.text_category = nn.Sequential(nn.Linear(cfg.text_dim, h), nn.GELU(), nn.Linear(h, n_cat))
         self.mismatch = nn.Parameter(torch.zeros(n_dim))  # direct path: mismatch -> lower rating
-        self.defects = nn.Sequential(nn.Linear(n_dim * h + 2 * h, h), nn.GELU(), nn.Linear(h, max(cfg.n_defects, 1)))
+        n_match = 2 if cfg.defects_read_match else 0
+        self.defects = nn.Sequential(nn.Linear(n_dim * h + 2 * h + n_match, h), nn.GELU(),
+                                     nn.Linear(h, max(cfg.n_defects, 1)))
+        if cfg.context_category:  # created last, so the modules above start as they did without it
+            self.context_category = nn.Sequential(nn.Linear(cfg.text_dim, h), nn.GELU(), nn.Linear(h, n_cat))
 
     def forward(self, image: torch.Tensor, units: torch.Tensor, mask: torch.Tensor, stats: torch.Tensor,
                 conclusion: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -74,8 +84,16 @@ class DermEvalNet(nn.Module):
         has_concl = (conclusion >= 0).to(units.dtype)
         concl_emb = units[torch.arange(b), conclusion.clamp(min=0)] * has_concl[:, None]
         img_cat, txt_cat = self.image_category(img), self.text_category(concl_emb)
+        seen_cat = img_cat
+        if self.cfg.context_category:
+            # The findings (every sentence but the conclusion, mean-pooled) as a second witness of
+            # what the case shows: their evidence adds to the image's (a product of experts).
+            idx = torch.arange(length, device=units.device)[None, :]
+            ctx_mask = (mask & (idx != conclusion[:, None])).to(units.dtype)
+            ctx = (units * ctx_mask[..., None]).sum(1) / ctx_mask.sum(1, keepdim=True).clamp(min=1)
+            seen_cat = img_cat.detach() + self.context_category(ctx)
         # Detached: the category heads learn categories only; the rating heads read their verdict.
-        match = (img_cat.softmax(-1) * txt_cat.softmax(-1)).sum(-1).detach() * has_concl
+        match = (seen_cat.softmax(-1) * txt_cat.softmax(-1)).sum(-1).detach() * has_concl
         pos = torch.arange(length, device=units.device, dtype=units.dtype)[None, :]
         pos = pos / mask.sum(1, keepdim=True).clamp(min=1)
         tok = self.txt(units) + self.pos(torch.stack([pos, pos**2], -1))
@@ -89,16 +107,17 @@ class DermEvalNet(nn.Module):
         # from being averaged away in a long narrative.
         sent = self.sent(units).masked_fill(~mask[..., None], float("-inf")).amax(1)
         tok_max = torch.where(mask.any(1, keepdim=True), sent, torch.zeros_like(sent))
-        defect_logits = self.defects(torch.cat([pooled.flatten(1), img, tok_max], -1))
+        verdict = torch.stack([match, torch.log(match + 1e-3) * has_concl], -1)
+        defect_in = [pooled.flatten(1), img, tok_max] + ([verdict] if self.cfg.defects_read_match else [])
+        defect_logits = self.defects(torch.cat(defect_in, -1))
         found = torch.sigmoid(defect_logits)
         outs = []
         stats = stats[:, self.first_stat:]
         for d, head in enumerate(self.heads):
-            z = torch.cat([pooled[:, d], pooled[:, d] * img, img, tok_max, stats, found,
-                           match[:, None], torch.log(match[:, None] + 1e-3) * has_concl[:, None]], -1)
+            z = torch.cat([pooled[:, d], pooled[:, d] * img, img, tok_max, stats, found, verdict], -1)
             outs.append(head(z))
         out = torch.stack(outs, 1)  # (B, 6, 2)
         mean = 5.0 * torch.sigmoid(out[..., 0] + self.mismatch * ((1 - match) * has_concl)[:, None])
         logvar = out[..., 1].clamp(-8, 4)
         return {"mean": mean, "logvar": logvar, "attention": attn[..., 1:], "defect_logits": defect_logits,
-                "image_category": img_cat, "text_category": txt_cat, "match": match}
+                "image_category": img_cat, "seen_category": seen_cat, "text_category": txt_cat, "match": match}

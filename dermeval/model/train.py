@@ -56,6 +56,10 @@ class Targets:
         return cls(consensus, raters, defects, has, defect_names, category, ok, categories)
 
 
+def net_has_context(out: dict[str, torch.Tensor]) -> bool:
+    return out["seen_category"] is not out["image_category"]
+
+
 # Defects after which the conclusion no longer names the case's own diagnosis.
 CHANGES_DIAGNOSIS = ("wrong_diagnosis", "missed_malignancy", "off_topic", "empty")
 
@@ -74,6 +78,8 @@ def _loss(out: dict[str, torch.Tensor], idx: np.ndarray, t: Targets, cfg: TrainC
     known = cat >= 0
     if known.any() and t.categories:
         loss = loss + cfg.category_weight * F.cross_entropy(out["image_category"][known], cat[known])
+        if net_has_context(out):
+            loss = loss + cfg.category_weight * F.cross_entropy(out["seen_category"][known], cat[known])
         ok = torch.from_numpy(t.conclusion_ok[idx])
         if ok.any():
             loss = loss + cfg.category_weight * F.cross_entropy(out["text_category"][ok], cat[ok])
@@ -111,7 +117,9 @@ def train_network(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     net = DermEvalNet(NetConfig(hidden=cfg.hidden, dropout=cfg.dropout, n_defects=len(t.defect_names),
-                                n_categories=len(t.categories), length_inputs=cfg.length_inputs))
+                                n_categories=len(t.categories), length_inputs=cfg.length_inputs,
+                                context_category=cfg.context_category,
+                                defects_read_match=cfg.defects_read_match))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     best, best_state, history, stale = float("inf"), None, [], 0

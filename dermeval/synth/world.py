@@ -31,7 +31,7 @@ SAFETY_SHIFT_RATES = {"unsafe_advice": 0.6, "missing_referral": 0.6}
 
 @dataclass(frozen=True)
 class WorldConfig:
-    cases: int = 600
+    cases: int = 1000
     seed: int = 7
     weeks: int = 8
     batch_cases: int = 40  # new cases per weekly batch; each gets one narrative per MLLM

@@ -56,4 +56,10 @@ def test_score_batch_engine_options_are_checked_before_any_work(tmp_path: Path):
     missing = runner.invoke(app, ["score-batch", "--input", str(tmp_path / "nope.jsonl"), "--output", str(out),
                                   "--engine", "spark"])
     assert missing.exit_code == 2 and "input not found" in missing.output
+    bad_precision = runner.invoke(app, ["score-batch", "--input", str(src), "--output", str(out),
+                                        "--precision", "fp16"])
+    assert bad_precision.exit_code == 2 and "fp32 or bf16" in bad_precision.output
+    spark_bf16 = runner.invoke(app, ["score-batch", "--input", str(src), "--output", str(out), "--engine", "spark",
+                                     "--precision", "bf16"])
+    assert spark_bf16.exit_code == 2 and "local engine only" in spark_bf16.output
     assert not out.exists()

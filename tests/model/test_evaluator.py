@@ -61,6 +61,34 @@ def test_feature_set_saves_the_same_bytes_for_the_same_contents(trained, tmp_pat
     assert back.ids == fs.ids and np.array_equal(back.units, fs.units) and back.warnings == fs.warnings
 
 
+def test_bf16_encoding_is_cached_apart_and_stays_close(trained, tmp_path):
+    from dermeval.features import FeatureStore, Featurizer
+
+    store = FeatureStore(tmp_path / "cache.sqlite")
+    row = trained["rows"][0]
+    units = [row["diagnostic_text"][:200], "Erythematous scaly plaques on the extensor surfaces."]
+    image = [trained["root"] / row["image"]]
+    fp32, bf16 = Featurizer(store), Featurizer(store, precision="bf16")
+    a_txt, a_img = fp32.sentence_vectors(units), fp32.image_vectors(image)
+    b_txt, b_img = bf16.sentence_vectors(units), bf16.image_vectors(image)
+    # Each precision encoded its own vectors: nothing was served from the other's entries.
+    assert bf16.encoded == {"image": 1, "sentence": 2} and store.count("sentence") == 4
+    assert not np.array_equal(a_txt, b_txt)
+    cos = (a_txt * b_txt).sum(1) / np.linalg.norm(a_txt, axis=1) / np.linalg.norm(b_txt, axis=1)
+    assert cos.min() > 0.999
+    img_cos = float(a_img[0] @ b_img[0] / np.linalg.norm(a_img[0]) / np.linalg.norm(b_img[0]))
+    assert img_cos > 0.99
+    # Served from the cache the second time, unchanged.
+    assert np.array_equal(Featurizer(store, precision="bf16").sentence_vectors(units), b_txt)
+    with pytest.raises(ValueError, match="unknown encoder precision"):
+        Featurizer(store, precision="fp16")
+    # A whole narrative scored both ways: the scores move by a few hundredths at most.
+    text = row["diagnostic_text"]
+    s32 = trained["evaluator"].score(image[0], text)["scores"]
+    s16 = load_evaluator(trained["model_dir"], precision="bf16").score(image[0], text)["scores"]
+    assert max(abs(s32[d] - s16[d]) for d in DIMENSIONS) < 0.05
+
+
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(EvaluatorNotFound, match="does not exist"):
         load_evaluator(tmp_path / "nope")

@@ -1,0 +1,57 @@
+"""The fusion network's wiring, on random inputs (fast: no encoders, no training)."""
+
+from __future__ import annotations
+
+import torch
+
+from dermeval.model.network import DermEvalNet, NetConfig
+
+
+def _inputs(b: int = 3, length: int = 7, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.ones(b, length, dtype=torch.bool)
+    mask[0, 5:] = False
+    return {"image": torch.randn(b, 1280, generator=g), "units": torch.randn(b, length, 384, generator=g),
+            "mask": mask, "stats": torch.rand(b, 4, generator=g), "conclusion": torch.tensor([2, 6, -1])}
+
+
+def _net(**kw) -> DermEvalNet:
+    torch.manual_seed(0)
+    return DermEvalNet(NetConfig(n_defects=5, n_categories=4, **kw)).eval()
+
+
+def test_a_config_saved_before_the_context_category_loads_as_it_was():
+    old = {"hidden": 128, "dropout": 0.1, "n_defects": 5, "n_categories": 4, "image_dim": 1280, "text_dim": 384,
+           "n_stats": 4, "length_inputs": False}
+    net = DermEvalNet(NetConfig(**old)).eval()
+    assert not hasattr(net, "context_category")
+    with torch.no_grad():
+        out = net(**_inputs())
+    assert torch.equal(out["seen_category"], out["image_category"])
+    assert out["mean"].shape == (3, 6) and bool(((out["mean"] >= 0) & (out["mean"] <= 5)).all())
+
+
+def test_the_findings_witness_reads_every_sentence_but_the_conclusion():
+    net = _net(context_category=True, defects_read_match=True)
+    x = _inputs()
+    with torch.no_grad():
+        base = net(**x)
+        concl = {**x, "units": x["units"].clone()}
+        concl["units"][0, 2] += 5.0  # row 0's conclusion unit
+        other = {**x, "units": x["units"].clone()}
+        other["units"][0, 3] += 5.0  # one of row 0's findings
+        padded = {**x, "units": x["units"].clone()}
+        padded["units"][0, 6] += 5.0  # beyond row 0's mask
+        a, b, c = net(**concl), net(**other), net(**padded)
+    seen = base["seen_category"][0]
+    # The conclusion is what gets checked, so it must not vouch for itself.
+    assert torch.allclose(a["seen_category"][0], seen) and not torch.allclose(a["text_category"][0],
+                                                                                base["text_category"][0])
+    assert not torch.allclose(b["seen_category"][0], seen)
+    assert torch.allclose(c["seen_category"][0], seen)
+    assert not torch.equal(base["seen_category"], base["image_category"])
+
+
+def test_the_defect_head_reads_the_verdict_only_when_configured():
+    with_match, without = _net(context_category=True, defects_read_match=True), _net(context_category=True)
+    assert with_match.defects[0].in_features == without.defects[0].in_features + 2
