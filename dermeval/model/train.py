@@ -56,10 +56,6 @@ class Targets:
         return cls(consensus, raters, defects, has, defect_names, category, ok, categories)
 
 
-def net_has_context(out: dict[str, torch.Tensor]) -> bool:
-    return out["seen_category"] is not out["image_category"]
-
-
 # Defects after which the conclusion no longer names the case's own diagnosis.
 CHANGES_DIAGNOSIS = ("wrong_diagnosis", "missed_malignancy", "off_topic", "empty")
 
@@ -78,7 +74,7 @@ def _loss(out: dict[str, torch.Tensor], idx: np.ndarray, t: Targets, cfg: TrainC
     known = cat >= 0
     if known.any() and t.categories:
         loss = loss + cfg.category_weight * F.cross_entropy(out["image_category"][known], cat[known])
-        if net_has_context(out):
+        if cfg.context_category:  # the image-and-findings estimate learns the category too
             loss = loss + cfg.category_weight * F.cross_entropy(out["seen_category"][known], cat[known])
         ok = torch.from_numpy(t.conclusion_ok[idx])
         if ok.any():
