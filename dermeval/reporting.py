@@ -109,6 +109,10 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], *, version: str | N
         ceil = f"{ceiling[d]['mae']['value']:.3f}" if ceiling else "n/a"
         lines.append(f"| {TITLES.get(d, 'Overall')} | {m['value']:.3f} ({m['ci_low']:.3f}-{m['ci_high']:.3f}) | "
                      f"{ev[d]['spearman']['value']:.3f} | {base[d]['mae']['value']:.3f} | {ceil} |")
+    if "overall_reported" in report:
+        m = report["overall_reported"]["mae"]
+        lines.append(f"| Overall as printed (one decimal) | {m['value']:.3f} ({m['ci_low']:.3f}-{m['ci_high']:.3f}) | "
+                     f"{report['overall_reported']['spearman']['value']:.3f} | | |")
     lines += ["", f"Paper reference points (real experts): DermEval {PAPER_DERMEVAL_MAE}, "
               f"DermBench LLM judge {PAPER_JUDGE_MAE}."]
     if judge:
@@ -118,7 +122,8 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], *, version: str | N
               "- Trained and tested on simulated data unless the run says otherwise; real-world deviation is unknown "
               "until it is measured against real expert ratings.",
               "- Frozen general-purpose encoders (EfficientNet-Lite0, MiniLM): fine visual detail and rare "
-              "conditions are weak spots; wrong-diagnosis detection relies on the image-category check.",
+              "conditions are weak spots; wrong-diagnosis detection relies on the category check (image and "
+              "the narrative's own findings) and does not separate conditions within a category.",
               "- English narratives only; narratives longer than the unit limit are truncated (noted in the "
               "critique)."]
     return "\n".join(lines) + "\n"

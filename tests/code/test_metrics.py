@@ -50,3 +50,26 @@ def test_inter_rater_ceiling():
     raters = {r: {d: truth[d] + rng.normal(0, 0.3, 100) for d in DIMENSIONS} for r in ("a", "b", "c")}
     ceiling = inter_rater_ceiling(raters, n_boot=0)
     assert 0.25 < ceiling["accuracy"]["mae"]["value"] < 0.5
+
+
+def test_the_printed_overall_is_reported_beside_the_full_precision_one():
+    from dermeval.evaluation import evaluation_report, headline
+    from dermeval.reporting import model_card
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(60):
+        truth = rng.uniform(1, 5)
+        rows.append({"id": f"r{i}", "case_id": f"c{i // 3}",
+                     "scores": {d: float(np.clip(truth + rng.normal(0, 0.3), 0, 5)) for d in DIMENSIONS}})
+    predicted = {d: np.array([r["scores"][d] for r in rows]) + rng.normal(0, 0.2, len(rows)) for d in DIMENSIONS}
+    report = evaluation_report(rows, predicted, rows, n_boot=50)
+    overall_p = np.mean([predicted[d] for d in DIMENSIONS], axis=0)
+    overall_y = np.mean([[r["scores"][d] for d in DIMENSIONS] for r in rows], axis=1)
+    printed_mae = float(np.mean(np.abs(np.round(overall_p, 1) - overall_y)))
+    assert report["overall_reported"]["mae"]["value"] == pytest.approx(printed_mae)
+    assert report["evaluator"]["overall"]["mae"]["value"] == pytest.approx(float(np.mean(np.abs(overall_p - overall_y))))
+    flat = headline(report)
+    assert flat["overall_reported_mae"] == round(printed_mae, 4) and "overall_reported_spearman" in flat
+    card = model_card(report, {"calibration": {}, "defect_names": []})
+    assert "| Overall as printed (one decimal) |" in card
