@@ -85,10 +85,11 @@ PRECISION_HELP = ("Encoder arithmetic: fp32 (what the evaluator was trained on) 
 
 
 def _load_model(model: str, precision: str = "fp32"):
+    from dermeval.encoders.runtime import PRECISIONS
     from dermeval.model.evaluator import EvaluatorNotFound, load_evaluator
 
-    if precision not in ("fp32", "bf16"):
-        _err(f"error: --precision must be fp32 or bf16, not {precision!r}")
+    if precision not in PRECISIONS:
+        _err(f"error: --precision must be {' or '.join(PRECISIONS)}, not {precision!r}")
         raise typer.Exit(2)
     try:
         return load_evaluator(model, precision=precision)

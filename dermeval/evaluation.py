@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from dermeval.metrics import METRICS, agreement, dimension_table, inter_rater_ceiling, mean_baseline, slices
+from dermeval.metrics import (
+    METRICS,
+    agreement,
+    dimension_table,
+    inter_rater_ceiling,
+    mean_baseline,
+    overall_score,
+    slices,
+)
 from dermeval.schema import DIMENSIONS
 
 PAPER_DERMEVAL_MAE = 0.117
@@ -61,9 +69,7 @@ def evaluation_report(test_rows: Sequence[dict[str, Any]], predicted: dict[str, 
 
 def reported_overall(expert: dict[str, np.ndarray], predicted: dict[str, np.ndarray], **kw) -> dict[str, Any]:
     """Agreement of the one-decimal overall score (the critique's last line) with the panel's overall."""
-    overall_y = np.mean([expert[d] for d in DIMENSIONS], axis=0)
-    overall_p = np.round(np.mean([np.asarray(predicted[d], float) for d in DIMENSIONS], axis=0), 1)
-    return agreement(overall_y, overall_p, **kw)
+    return agreement(overall_score(expert), np.round(overall_score(predicted), 1), **kw)
 
 
 def headline(report: dict[str, Any]) -> dict[str, float]:

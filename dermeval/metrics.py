@@ -131,12 +131,15 @@ def agreement(y: Sequence[float] | Array, p: Sequence[float] | Array, *, n_boot:
     return out
 
 
+def overall_score(scores: Mapping[str, Array]) -> np.ndarray:
+    """The overall score of each row: the mean of the six dimensions."""
+    return np.mean([np.asarray(scores[d], float) for d in DIMENSIONS], axis=0)
+
+
 def dimension_table(expert: Mapping[str, Array], predicted: Mapping[str, Array], **kw) -> dict[str, dict]:
     """Agreement per dimension and for the overall score (mean of the six)."""
     table = {d: agreement(expert[d], predicted[d], **kw) for d in DIMENSIONS}
-    overall_y = np.mean([np.asarray(expert[d]) for d in DIMENSIONS], axis=0)
-    overall_p = np.mean([np.asarray(predicted[d]) for d in DIMENSIONS], axis=0)
-    table["overall"] = agreement(overall_y, overall_p, **kw)
+    table["overall"] = agreement(overall_score(expert), overall_score(predicted), **kw)
     return table
 
 

@@ -39,4 +39,3 @@ def autocast(precision: str, device: str = "cpu") -> Iterator[None]:
     device_type = "cuda" if str(device).startswith("cuda") else "cpu"
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         yield
-

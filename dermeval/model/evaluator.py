@@ -197,7 +197,7 @@ def load_evaluator(path_or_uri: Path | str, cache: Path | str | None = None, pre
     (about twice as fast on CPUs with native bf16; see :mod:`dermeval.encoders.runtime`).
     """
     target = str(path_or_uri)
-    featurizer = Featurizer(FeatureStore(cache), precision=precision) if cache or precision != "fp32" else None
+    featurizer = Featurizer(FeatureStore(cache), precision=precision)  # no cache: in memory
     if target.startswith(URI_SCHEMES):
         import mlflow
 
