@@ -35,7 +35,7 @@ class DataParams:
 
 @dataclass(frozen=True)
 class PrepareParams:
-    source: str = "dermsynth"  # dermsynth | dermbench | both | user
+    source: str = "auto"  # auto (both when the DermBench release is reachable, else dermsynth) | dermsynth | ...
     seed: int = 7
     cases: int = 1000
     weeks: int = 8
@@ -47,8 +47,8 @@ class PrepareParams:
     user_image_root: str | None = None
 
     def __post_init__(self) -> None:
-        if self.source not in ("dermsynth", "dermbench", "both", "user"):
-            raise ParamsError(f"prepare.source: must be dermsynth, dermbench, both or user, got {self.source!r}")
+        if self.source not in ("auto", "dermsynth", "dermbench", "both", "user"):
+            raise ParamsError(f"prepare.source: must be auto, dermsynth, dermbench, both or user, got {self.source!r}")
         if self.source == "user" and not self.user_records:
             raise ParamsError("prepare.user_records: required when prepare.source is 'user'")
 

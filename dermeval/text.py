@@ -54,3 +54,82 @@ def conclusion_index(parts: list[str]) -> int | None:
 
 def bold_terms(text: str) -> list[str]:
     return re.findall(r"\*\*(.+?)\*\*", text)
+
+
+# --- layout-preserving editing -------------------------------------------------------
+# Operators edit narratives as a list of pieces, each a sentence with the whitespace that
+# followed it in the original. Rendering concatenates them, so an edit changes content
+# only: line breaks, list layout and spacing stay the narrative's own.
+
+
+class Piece:
+    """One sentence (or ``<think>`` marker) and the separator that follows it."""
+
+    __slots__ = ("text", "sep")
+
+    def __init__(self, text: str, sep: str = " ") -> None:
+        self.text = text
+        self.sep = sep
+
+    def __repr__(self) -> str:
+        return f"Piece({self.text!r}, {self.sep!r})"
+
+
+def pieces(text: str) -> tuple[str, list[Piece]]:
+    """``(lead, pieces)`` with ``lead + "".join(p.text + p.sep)`` equal to ``text``."""
+    out: list[Piece] = []
+    lead, pos = "", 0
+    bounds = [(m.start(), m.end()) for m in _SPLIT.finditer(text)] + [(len(text), len(text))]
+    for start, end in bounds:
+        chunk, sep = text[pos:start], text[start:end]
+        body = chunk.strip()
+        if body:
+            pre = chunk[: len(chunk) - len(chunk.lstrip())]
+            post = chunk[len(chunk.rstrip()):]
+            if out:
+                out[-1].sep += pre
+            else:
+                lead += pre
+            out.append(Piece(body, post + sep))
+        elif out:
+            out[-1].sep += chunk + sep
+        else:
+            lead += chunk + sep
+        pos = max(pos, end)
+    return lead, out
+
+
+def render(lead: str, parts: list[Piece]) -> str:
+    return lead + "".join(p.text + p.sep for p in parts)
+
+
+def _breaks(sep: str) -> int:
+    return sep.count("\n")
+
+
+def drop(parts: list[Piece], indices: set[int] | list[int]) -> list[Piece]:
+    """Remove pieces; a removed piece's paragraph break passes to the piece before it."""
+    gone = set(indices)
+    out: list[Piece] = []
+    for k, p in enumerate(parts):
+        if k not in gone:
+            out.append(Piece(p.text, p.sep))
+        elif out and _breaks(p.sep) > _breaks(out[-1].sep):
+            out[-1].sep = p.sep
+    return out
+
+
+def insert(parts: list[Piece], at: int, sentence: str) -> list[Piece]:
+    """Insert a sentence before ``parts[at]``, inside the paragraph of the piece before it."""
+    out = [Piece(p.text, p.sep) for p in parts]
+    if at <= 0 or not out:
+        return [Piece(sentence, " ")] + out
+    prev = out[at - 1]
+    new = Piece(sentence, prev.sep)
+    prev.sep = " "
+    out.insert(at, new)
+    return out
+
+
+def texts(parts: list[Piece]) -> list[str]:
+    return [p.text for p in parts]

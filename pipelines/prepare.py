@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from dermeval.formats.common import iter_jsonl, read_rows, write_json, write_jsonl
@@ -46,8 +47,21 @@ def _user_rows(p: PrepareParams, out: Path) -> tuple[list[dict], list[dict]]:
     return rows, [e.to_dict() for e in loaded.errors]
 
 
+def resolve_source(p: PrepareParams) -> tuple[str, str]:
+    """The source to build and why: ``auto`` means DermSynth plus DermBench when the release is reachable."""
+    reachable = Path(p.dermbench_root, "data/manifest/dermbench_test.jsonl").is_file()
+    if p.source != "auto":
+        return p.source, f"prepare.source is {p.source!r}"
+    if reachable:
+        return "both", f"DermBench release found at {p.dermbench_root}: DermSynth plus real expert text"
+    return "dermsynth", (f"no DermBench release at {p.dermbench_root!r}: DermSynth alone (simulated text only; "
+                         "transfer to real expert text is not measured)")
+
+
 def prepare(p: PrepareParams, out: Path) -> dict:
     """Build the normalised dataset for ``p.source`` under ``out`` (replacing what was there)."""
+    source, why = resolve_source(p)
+    p = replace(p, source=source)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -75,7 +89,8 @@ def prepare(p: PrepareParams, out: Path) -> dict:
     write_jsonl(out / "records.jsonl", rows)
     write_jsonl(out / "rejected.jsonl", rejected)
     digest = hashlib.sha256((out / "records.jsonl").read_bytes()).hexdigest()
-    manifest = {"source": p.source, "simulated_ratings": p.source != "user", "records": len(rows),
+    manifest = {"source": p.source, "source_reason": why, "real_text": "dermbench" in sources,
+                "simulated_ratings": p.source != "user", "records": len(rows),
                 "rejected": len(rejected), "fingerprint": digest,
                 "sources": {k: v.get("counts", {}) for k, v in sources.items()}}
     write_json(out / "manifest.json", manifest)
@@ -89,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     manifest = prepare(load_params(args.params).prepare, Path(args.out))
     print(f"prepare: {manifest['records']} records, {manifest['rejected']} rejected "
-          f"(source={manifest['source']}, fingerprint {manifest['fingerprint'][:12]})", file=sys.stderr)
+          f"(source={manifest['source']}: {manifest['source_reason']}; fingerprint {manifest['fingerprint'][:12]})", file=sys.stderr)
     return 0
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from dermeval.synth.catalogue import Condition
 from dermeval.synth.defects import pick
+from dermeval.synth.wording import expand
 
 CATEGORY_FAMILY: dict[str, str] = {
     "Acne and Rosacea Photos": "acneiform and rosacea-type follicular disorders",
@@ -40,70 +41,92 @@ CATEGORY_FAMILY: dict[str, str] = {
     "Warts Molluscum and other Viral Infections": "cutaneous viral infections",
 }
 
+# Templates use ``[a|b|c]`` choices (see :mod:`dermeval.synth.wording`): every sentence has
+# dozens to thousands of phrasings, so held-out cases do not share their sentences verbatim
+# with the training cases and a model cannot score by recognising the generator's wording.
 OBSERVE = [
-    "<think> First, I observe {morph} on the {site}. The lesions are {colour}, the surface shows {surface}, "
-    "and the border is {border}. {dist_cap} is typical of what I see here. </think>",
-    "<think> Looking at the image, the main finding is {morph}, located on the {site}. In colour they are "
-    "{colour}; the surface has {surface}; the edge is {border}. The pattern is {dist}. </think>",
-    "<think> The image shows {morph}. I note the {site} as the site, a {colour} colour, {surface} on the surface "
-    "and a border that is {border}. The lesions are arranged in a {dist} fashion. </think>",
+    "<think> [First|To begin|Initially], I [observe|note|see] {morph} on the {site}. The lesions are {colour}, "
+    "the surface [shows|has] {surface}, and the [border|margin|edge] is {border}. {dist_cap} is [typical of|what "
+    "stands out in|characteristic of] [what I see here|this picture|the image]. </think>",
+    "<think> [Looking at|Examining|Studying] the [image|photograph|picture], the [main|dominant|key] finding is "
+    "{morph}, [located|situated|seen] on the {site}. In colour they are {colour}; the surface has {surface}; the "
+    "[edge|border|margin] is {border}. The [pattern|arrangement] is {dist}. </think>",
+    "<think> The [image|photo|picture] shows {morph}. I [note|record|take] the {site} as the site, a {colour} "
+    "[colour|tone|hue], {surface} on the surface and a [border|margin|edge] that is {border}. The lesions are "
+    "[arranged|distributed|spread] in a {dist} [fashion|pattern|way]. </think>",
 ]
 SKIN = [
-    "The background skin is Fitzpatrick type {fitz}, {skin_note}",
-    "This is Fitzpatrick skin type {fitz}; {skin_note}",
+    "The [background|surrounding|underlying] skin is Fitzpatrick type {fitz}, {skin_note}",
+    "This is Fitzpatrick skin type {fitz} [on the {site}|in this patient|here]; {skin_note}",
 ]
-SKIN_NOTE_DARK = "so redness may look violaceous or brown rather than bright red, which I take into account."
-SKIN_NOTE_LIGHT = "so erythema and vascular changes are easy to appreciate."
+SKIN_NOTE_DARK = ("so [redness|erythema|inflammation] may [look|appear|show as] [violaceous|dusky|brown] rather than "
+                  "bright red, which I [take into account|keep in mind|allow for].")
+SKIN_NOTE_LIGHT = ("so [erythema|redness] and vascular changes are [easy|straightforward|simple] to "
+                   "[appreciate|see|judge] [here|in this image|on the {site}].")
 CATEGORY = [
-    "Next, I consider the general disease category. These features place this case among the **{family}**.",
-    "Considering the broad category first, the morphology and distribution point towards **{family}**.",
-    "Stepping back to the disease group, this picture fits best within the **{family}**.",
+    "[Next|Then|Now], I consider the [general|broad|overall] disease category. [These features|The findings|This "
+    "picture] [place|put] this case among the **{family}**.",
+    "Considering the [broad|general|wider] category first, the [morphology|appearance|lesion type] and "
+    "[distribution|pattern|arrangement] point towards **{family}**.",
+    "Stepping back to the disease group, this [picture|presentation|case] [fits best|sits most naturally|belongs] "
+    "within the **{family}**.",
 ]
 DIFF_INTRO = [
-    "<think> Next, I consider the differential diagnoses:",
-    "<think> The main differential diagnoses to weigh are:",
-    "<think> Before concluding, I compare the alternatives:",
+    "<think> [Next|Then|Now], I consider the differential diagnoses:",
+    "<think> The [main|principal|key] differential diagnoses to [weigh|consider|compare] are:",
+    "<think> Before concluding, I [compare|weigh|review] the alternatives:",
 ]
 DIFF_ITEM = [
-    "{i}. **{name}**: possible, but {reason}.",
-    "{i}. **{name}**: considered; however {reason}.",
-    "{i}. **{name}**: less likely, because {reason}.",
+    "{i}. **{name}**: [possible|conceivable|worth a thought], but {reason}.",
+    "{i}. **{name}**: [considered|reviewed|kept in mind]; however {reason}.",
+    "{i}. **{name}**: [less likely|not favoured|a weaker fit], because {reason}.",
 ]
 DIFF_REASON = [
-    "the {feature} here is more typical of {main}",
-    "it usually lacks the {feature} seen in this image",
-    "the distribution ({dist}) argues against it",
-    "the colour and border do not match its usual appearance",
+    "the {feature} [here|in this image|on the {site}] is more [typical|suggestive|characteristic] of {main}",
+    "it [usually|typically|generally] lacks the {feature} seen [in this image|here|on the {site}]",
+    "the [distribution|pattern|arrangement] ({dist}) [argues|speaks|counts] against it",
+    "the [colour|tone] and [border|margin|edge] do not match its [usual|typical|expected] appearance",
 ]
 NARROW = [
-    "Narrowing down, the combination of {morph} with a {border} border on the {site} is most characteristic of "
-    "**{name}**.",
-    "Putting the findings together, {morph} in this {dist} pattern points most strongly to **{name}**.",
+    "[Narrowing down|Narrowing the list|Refining this], the combination of {morph} with a {border} border on the "
+    "{site} is [most characteristic|most typical|most suggestive] of **{name}**.",
+    "[Putting the findings together|Taking everything together|Combining these findings], {morph} in this {dist} "
+    "pattern points [most strongly|most clearly|best] to **{name}**.",
 ]
 CONCLUDE = [
-    "Based on the above analysis, I conclude that this presentation is most consistent with **{name}**.",
-    "In conclusion, the most likely diagnosis is **{name}**.",
-    "My final diagnosis is **{name}**, which accounts for all of the observed features.",
+    "[Based on the above analysis|On the basis of these findings|Given this reasoning], I conclude that this "
+    "[presentation|case|picture] is most consistent with **{name}**.",
+    "In conclusion, the [most likely|most probable|leading] diagnosis [is|here is|for this {site} lesion is] "
+    "**{name}**.",
+    "My final diagnosis is **{name}**, which [accounts for|explains|fits] [all of the observed features|the "
+    "findings on the {site}|the whole picture].",
 ]
 ADVICE = {
     "urgent": [
-        "Because {name} can be serious, I recommend urgent referral to a dermatologist; {management}.",
-        "This needs prompt specialist assessment: please seek urgent referral to dermatology. {Management}.",
+        "Because {name} can be serious, I recommend [urgent|prompt|early] referral to a dermatologist; {management}.",
+        "This needs [prompt|urgent|rapid] specialist assessment: please seek [urgent|prompt] referral to "
+        "dermatology. {Management}.",
     ],
     "treat": [
-        "I recommend seeing a doctor for treatment: {management}.",
-        "This usually needs medical treatment; a clinician should confirm it. {Management}.",
+        "I recommend seeing a doctor for treatment[ soon| in the coming days|]: {management}.",
+        "This [usually|generally|typically] needs medical treatment; a clinician should confirm it. {Management}.",
     ],
     "routine": [
-        "Management: {management}. I recommend consulting a dermatologist if it does not improve.",
-        "{Management}. A routine review with a doctor is sensible if symptoms persist or change.",
+        "Management: {management}. I recommend consulting a dermatologist if it does not [improve|settle|get "
+        "better][ within a few weeks|].",
+        "{Management}. A routine review with a doctor is sensible if [symptoms|the lesions|things] [persist or "
+        "change|do not settle|get worse].",
     ],
 }
 EXTRA = [
-    "<think> The absence of features such as ulceration, necrosis or systemic signs is also informative. </think>",
-    "<think> I also consider the patient's likely age and the chronicity suggested by the morphology. </think>",
-    "A clinical history, including duration, symptoms and triggers, would help to confirm this impression.",
-    "Dermoscopy, and a biopsy if the appearance is atypical, can confirm the diagnosis.",
+    "<think> The absence of features such as [ulceration|erosion|bleeding], [necrosis|crusting|pustules] or "
+    "[systemic signs|fever|lymphadenopathy] is also [informative|helpful|relevant] [for the {site}|here|]. </think>",
+    "<think> I also consider the patient's likely [age|age group|background] and the [chronicity|duration|time "
+    "course] suggested by the [morphology|appearance] [on the {site}|of the {colour} lesions|]. </think>",
+    "A [clinical|fuller|detailed] history, including [duration|onset], [symptoms|itch or pain] and [triggers|"
+    "exposures], would help to [confirm|support|test] this [impression|diagnosis].",
+    "[Dermoscopy|Close inspection with dermoscopy], and a biopsy if the [appearance|picture] is [atypical|"
+    "uncertain], can [confirm|settle] the diagnosis.",
 ]
 
 
@@ -121,18 +144,22 @@ def reference_narrative(condition: Condition, fitzpatrick: int, rng: np.random.G
         "family": CATEGORY_FAMILY[c.category], "fitz": ["I", "II", "III", "IV", "V", "VI"][fitzpatrick - 1],
         "management": c.management, "Management": _cap(c.management),
     }
-    fields["skin_note"] = SKIN_NOTE_DARK if fitzpatrick >= 4 else SKIN_NOTE_LIGHT
-    parts = [pick(rng, OBSERVE).format(**fields), pick(rng, SKIN).format(**fields),
-             pick(rng, CATEGORY).format(**fields)]
+    fields["skin_note"] = expand(SKIN_NOTE_DARK if fitzpatrick >= 4 else SKIN_NOTE_LIGHT, rng, **fields)
+
+    def say(options: list[str], **extra: str) -> str:
+        return expand(pick(rng, options), rng, **fields, **extra)
+
+    parts = [say(OBSERVE), say(SKIN), say(CATEGORY)]
     items = []
+    feature = c.morphology.split(",")[0].split(" with ")[0]
     for i, dd in enumerate(c.differentials, start=1):
-        reason = pick(rng, DIFF_REASON).format(feature=c.morphology.split(",")[0].split(" with ")[0],
-                                                main=c.name, dist=c.distribution)
-        items.append(pick(rng, DIFF_ITEM).format(i=i, name=_cap(dd), reason=reason))
-    parts.append(pick(rng, DIFF_INTRO) + " " + " ".join(items) + " </think>")
+        reason = say(DIFF_REASON, feature=feature, main=c.name)
+        items.append(expand(pick(rng, DIFF_ITEM), rng, i=str(i), name=_cap(dd), reason=reason))
+    # Layout varies as it does between writers (inline or one item per line, blank lines or
+    # not), so layout carries no signal about quality.
+    item_sep = "\n" if rng.random() < 0.5 else " "
+    parts.append(say(DIFF_INTRO) + item_sep + item_sep.join(items) + " </think>")
     extras = rng.permutation(len(EXTRA))[: int(rng.integers(0, 3))]
-    parts += [EXTRA[int(k)] for k in extras]
-    parts.append(pick(rng, NARROW).format(**fields))
-    parts.append(pick(rng, CONCLUDE).format(**fields))
-    parts.append(pick(rng, ADVICE[c.urgency]).format(**fields))
-    return "\n\n".join(parts)
+    parts += [say([EXTRA[int(k)]]) for k in extras]
+    parts += [say(NARROW), say(CONCLUDE), say(ADVICE[c.urgency])]
+    return ("\n\n" if rng.random() < 0.7 else "\n").join(parts)

@@ -32,17 +32,40 @@ URGENT_ADVICE = re.compile(r"\burgent\w*|immediate\w*|as soon as possible|prompt
 CLEAN = MLLMProfile("dermbench-reference", "The expert reference narrative itself, unchanged.", {})
 
 
-def case_context(case: DermBenchCase, catalogue: Catalogue, rng: np.random.Generator) -> CaseContext:
-    """Urgency and malignancy from the diagnosis and the reference text, by a stated keyword rule."""
-    concl = tx.conclusion_index(parts := tx.sentences(case.reference_text))
-    bold = tx.bold_terms(parts[concl]) if concl is not None else []
-    diagnosis = bold[0] if bold else case.diagnosis
+def conclusion_name(case: DermBenchCase) -> str:
+    """The diagnosis as the expert wrote it: the first bold term of the conclusion, else the manifest label."""
+    parts = tx.sentences(case.reference_text)
+    concl = tx.conclusion_index(parts)
+    bold = [b.strip(" :") for b in tx.bold_terms(parts[concl])] if concl is not None else []
+    bold = [b for b in bold if 2 < len(b) < 60]
+    return bold[0] if bold else case.diagnosis
+
+
+def name_pool(cases: list[DermBenchCase]) -> dict[str, list[str]]:
+    """Per category, the distinct diagnoses the experts' conclusions name (the wrong-diagnosis source)."""
+    pool: dict[str, set[str]] = {}
+    for case in cases:
+        pool.setdefault(case.category, set()).add(conclusion_name(case))
+    return {k: sorted(v) for k, v in sorted(pool.items())}
+
+
+BENIGN_CATEGORY = "Seborrheic Keratoses and other Benign Tumors"
+
+
+def case_context(case: DermBenchCase, pool: dict[str, list[str]], rng: np.random.Generator) -> CaseContext:
+    """Urgency and malignancy from the diagnosis and the reference text, by a stated keyword rule.
+
+    A substituted diagnosis comes from the same world as the text: another category's diagnosis
+    as DermBench's experts wrote it, never a DermSynth catalogue name (which would let a model
+    learn "a catalogue name in an expert narrative means wrong").
+    """
+    diagnosis = conclusion_name(case)
     malignant = bool(MALIGNANT.search(case.diagnosis) or MALIGNANT.search(diagnosis))
     urgency = "urgent" if malignant or URGENT_ADVICE.search(case.reference_text) else "treat"
-    others = [c.name for c in catalogue.conditions if c.category != case.category]
-    benign = [c.name for c in catalogue.conditions if not c.malignant and c.urgency == "routine"]
+    others = sorted({n for cat, names in pool.items() if cat != case.category for n in names})
+    benign = [n for n in pool.get(BENIGN_CATEGORY, []) if not MALIGNANT.search(n)] or ["seborrheic keratosis"]
     return CaseContext(diagnosis=diagnosis, urgency=urgency, malignant=malignant,
-                       wrong_names=tuple(str(x) for x in rng.choice(others, size=4, replace=False)),
+                       wrong_names=tuple(str(x) for x in rng.choice(others, size=min(4, len(others)), replace=False)),
                        benign_names=tuple(benign))
 
 
@@ -60,14 +83,19 @@ def build_dermbench_dataset(
     release: Path | str, out: Path | str, *, seed: int = 7, dermnet_root: Path | str | None = None,
     limit: int | None = None, progress: bool = True,
 ) -> dict[str, Any]:
-    """Write cases, images and rated candidates for the release (or its first ``limit`` cases)."""
+    """Write cases, images and rated candidates for the release (or a ``limit``-case sample of it)."""
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     loaded = load_dermbench(release, dermnet_root)
     if loaded.source_errors:
         raise FileNotFoundError("; ".join(str(e) for e in loaded.source_errors))
     catalogue, panel = default_catalogue(), pn.default_panel(seed)
-    cases_in = loaded.records[:limit] if limit else loaded.records
+    pool = name_pool(loaded.records)
+    cases_in = loaded.records
+    if limit:  # a hash-ordered sample, so every category is represented whatever the limit
+        chosen = set(sorted((c.id for c in cases_in), key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).digest())
+                     [:limit])
+        cases_in = [c for c in cases_in if c.id in chosen]
     cases, ratings = [], []
     for case in tqdm(cases_in, desc="DermBench cases", disable=not progress, unit="case"):
         key = int.from_bytes(hashlib.sha256(case.id.encode()).digest()[:4], "big")
@@ -75,7 +103,7 @@ def build_dermbench_dataset(
         image, source, fitz = _image(case, catalogue, rng)
         rel = f"images/{case.id}.png"
         (out / rel).write_bytes(image)
-        ctx = case_context(case, catalogue, rng)
+        ctx = case_context(case, pool, rng)
         row = {"id": case.id, "diagnosis": case.diagnosis, "category": case.category, "fitzpatrick": fitz,
                "urgency": ctx.urgency, "malignant": ctx.malignant, "image": rel, "image_source": source,
                "reference_text": case.reference_text, "cot": case.cot}

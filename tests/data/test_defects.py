@@ -14,7 +14,7 @@ from dermeval.synth import panel as pn
 from dermeval.synth.catalogue import default_catalogue
 from dermeval.synth.defects import NEUTRAL, OPERATORS, apply_defects
 from dermeval.synth.narrative import reference_narrative
-from dermeval.synth.realtext import case_context
+from dermeval.synth.realtext import case_context, name_pool
 from dermeval.synth.world import context_for
 
 
@@ -73,8 +73,10 @@ def test_operators_edit_the_text_as_documented():
     rng = np.random.default_rng(1)
     text, _ = apply_defects(ref, ctx, ["missed_malignancy"], rng)
     assert "harmless" in text and "referral" not in text.lower()
-    text, _ = apply_defects(ref, ctx, ["dropped_differentials"], rng)
+    text, _ = apply_defects(ref, ctx, ["dropped_differentials"], rng, family="removed")
     assert "differential" not in text.lower() and "melanoma" in text
+    text, _ = apply_defects(ref, ctx, ["dropped_differentials"], rng, family="items_only")
+    assert "Dysplastic naevus" not in text and "differential" in text.lower()
     text, _ = apply_defects(ref, ctx, ["empty"], rng)
     assert text == ""
     text, applied = apply_defects(ref, ctx, ["truncation"], rng)
@@ -83,11 +85,11 @@ def test_operators_edit_the_text_as_documented():
 
 def test_operators_work_on_dermbench_references(dermbench_root: Path):
     """No project template is needed: operators find conclusions, differentials and advice in expert text."""
-    cases = load_dermbench(dermbench_root).records[::80]
-    cat = default_catalogue()
+    release = load_dermbench(dermbench_root).records
+    cases, pool = release[::80], name_pool(release)
     fitted = {op: 0 for op in OPERATORS}
     for i, case in enumerate(cases):
-        ctx = case_context(case, cat, np.random.default_rng(i))
+        ctx = case_context(case, pool, np.random.default_rng(i))
         for op in OPERATORS:
             text, applied = apply_defects(case.reference_text, ctx, [op], np.random.default_rng(i))
             if applied:

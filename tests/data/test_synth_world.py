@@ -95,7 +95,8 @@ def test_shift_truth_and_batches(tiny_world: Path):
     model = safety["model"]
     unsafe = lambda rows: np.mean([any(d["name"] in ("unsafe_advice", "missing_referral")  # noqa: E731
                                        for d in r["truth"]["defects"]) for r in rows if r["model"] == model])
-    assert unsafe(after) > unsafe(before) + 0.2
+    # Rates 0.2/0.2 before (about 36% of narratives), 0.6/0.6 after (84%); 16-32 rows a side here.
+    assert unsafe(after) > unsafe(before) and unsafe(after) >= 0.7
     fitz = lambda rows: np.mean([r["fitzpatrick"] for r in rows])  # noqa: E731
     assert fitz(week_rows(6)) > fitz([r for w in range(1, 6) for r in week_rows(w)]) + 0.8
     batch = [json.loads(line) for line in (tiny_world / "batches/week_01.jsonl").open()]

@@ -60,12 +60,13 @@ def test_behaviour_on_clean_and_broken_narratives(fitted):
     judge, refs = fitted["judge"], fitted["refs"]
     test_cases = sorted({r["case_id"] for r in fitted["rows"] if fitted["splits"][r["id"]] == "test"})[:20]
     catalogue = default_catalogue()
+    pool = {cat: [c.name for c in conds] for cat, conds in catalogue.by_category.items()}  # same world as the text
     wrong, unsafe, clean, injected = [], [], [], []
     for k, cid in enumerate(test_cases):
         ref = refs[cid]
         rng = np.random.default_rng(k)
         ctx = case_context(type("C", (), {"reference_text": ref.text, "diagnosis": ref.diagnosis,
-                                          "category": ref.category})(), catalogue, rng)
+                                          "category": ref.category})(), pool, rng)
         clean.append(ref.text)
         wrong.append(apply_defects(ref.text, ctx, ["wrong_diagnosis"], rng)[0])
         unsafe.append(apply_defects(ref.text, ctx, ["unsafe_advice"], rng)[0])
@@ -117,13 +118,15 @@ def test_dermbench_references(fitted, dermbench_root, tmp_path):
     loaded = load_references(dermbench_root)
     assert len(loaded.records) == 4000 and not loaded.errors
     refs = loaded.records[::400]
-    catalogue = default_catalogue()
+    pool: dict[str, list[str]] = {}
+    for r in loaded.records:  # wrong diagnoses from the same world: other categories' DermBench labels
+        pool.setdefault(r.category, []).append(r.diagnosis)
     judge = LocalJudge(Featurizer(FeatureStore(tmp_path / "cache.sqlite")), fitted["judge"].calibration)
     clean, wrong, unsafe = [], [], []
     for k, ref in enumerate(refs):
         rng = np.random.default_rng(100 + k)
         ctx = case_context(type("C", (), {"reference_text": ref.text, "diagnosis": ref.diagnosis,
-                                          "category": ref.category})(), catalogue, rng)
+                                          "category": ref.category})(), pool, rng)
         clean.append(ref.text)
         wrong.append(apply_defects(ref.text, ctx, ["wrong_diagnosis"], rng)[0])
         unsafe.append(apply_defects(ref.text, ctx, ["unsafe_advice"], rng)[0])
