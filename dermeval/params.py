@@ -79,6 +79,22 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class GeneraliseParams:
+    """The generalisation report: held-out wording, transfer to real text, the stress suite."""
+
+    max_cases: int = 150  # held-out test cases per source used for the held-out wording set and stress suite
+    seed: int = 0
+    n_boot: int = 1000
+    lower_by: float = 0.25  # a defect must lower its dimension by at least this
+    neutral_up: float = 0.1  # a neutral edit may raise no dimension by more than this
+    same_within: float = 0.25  # a layout-only rewrite may move no dimension by more than this
+
+    def __post_init__(self) -> None:
+        if self.max_cases < 3:
+            raise ParamsError("generalise.max_cases: must be at least 3")
+
+
+@dataclass(frozen=True)
 class JudgeParams:
     backend: str = "local"  # local | openai
     base_url: str | None = None  # openai backend: the server's URL
@@ -181,6 +197,7 @@ class Params:
     train: TrainParams
     judge: JudgeParams
     evaluate: EvaluateParams
+    generalise: GeneraliseParams
     register: RegisterParams
     gate: GateParams
     monitor: MonitorParams

@@ -70,9 +70,20 @@ def _bold(parts: Parts, i: int, name: str) -> str:
     return f"**{name}**" if "**" in parts[i].text else name
 
 
-def _replace(parts: Parts, i: int, text: str) -> Parts:
+_LINE_HEAD = re.compile(r"^\s*((\d+\.|[-•*])\s+)?")
+
+
+def _replace(parts: Parts, i: int, text: str, cue: re.Pattern[str] | None = None) -> Parts:
+    """Put ``text`` in place of sentence ``i``; in a multi-line piece only the line with ``cue`` is
+    replaced, keeping its indent and list marker, so the layout around the edit survives."""
     out = [tx.Piece(p.text, p.sep) for p in parts]
-    out[i].text = text
+    lines = out[i].text.split("\n")
+    hits = [k for k, line in enumerate(lines) if cue is not None and cue.search(line)]
+    k = hits[-1] if hits else len(lines) - 1
+    head = _LINE_HEAD.match(lines[k]).group(0)
+    tail = lines[k][len(lines[k].rstrip()):]
+    lines[k] = head + text + tail
+    out[i].text = "\n".join(lines)
     return out
 
 
@@ -82,8 +93,8 @@ def _wrong_diagnosis(parts, ctx, rng, family):
         return None
     wrong = pick(rng, ctx.wrong_names)
     if family in ("restated", "final_statement"):  # the conclusion sentence rewritten around another name
-        return _replace(parts, i, wd.phrase("wrong_diagnosis", family, rng, wrong=_bold(parts, i, wrong))), \
-            _strength(rng)
+        text = wd.phrase("wrong_diagnosis", family, rng, wrong=_bold(parts, i, wrong))
+        return _replace(parts, i, text, tx.CONCLUSION), _strength(rng)
     name = re.compile(re.escape(ctx.diagnosis), re.I)
     if not name.search(parts[i].text):
         return None
@@ -100,7 +111,7 @@ def _missed_malignancy(parts, ctx, rng, family):
     if not ctx.malignant or i is None or not ctx.benign_names:
         return None
     out = _replace(parts, i, wd.phrase("missed_malignancy", family, rng,
-                                       benign=_bold(parts, i, pick(rng, ctx.benign_names))))
+                                       benign=_bold(parts, i, pick(rng, ctx.benign_names))), tx.CONCLUSION)
     referral = set(tx.find(tx.texts(out), tx.REFERRAL)) - {i}
     return tx.drop(out, referral), _strength(rng)
 
@@ -124,7 +135,7 @@ def _dropped_differentials(parts, ctx, rng, family):
     if not hits and not cut:
         return None
     if family == "dismissed":
-        parts = _replace(parts, hits[0], wd.phrase("dropped_differentials", family, rng))
+        parts = _replace(parts, hits[0], wd.phrase("dropped_differentials", family, rng), tx.DIFFERENTIAL)
         hits = hits[1:]
     return tx.drop(parts, hits), _strength(rng)
 
@@ -141,7 +152,7 @@ def _missing_referral(parts, ctx, rng, family):
     if not hits:
         return None
     if family != "removed":
-        parts = _replace(parts, hits[0], wd.phrase("missing_referral", family, rng))
+        parts = _replace(parts, hits[0], wd.phrase("missing_referral", family, rng), tx.REFERRAL)
         hits = hits[1:]
     return tx.drop(parts, hits), _strength(rng)
 

@@ -104,7 +104,8 @@ def build_dermbench_dataset(
         rel = f"images/{case.id}.png"
         (out / rel).write_bytes(image)
         ctx = case_context(case, pool, rng)
-        row = {"id": case.id, "diagnosis": case.diagnosis, "category": case.category, "fitzpatrick": fitz,
+        row = {"id": case.id, "diagnosis": case.diagnosis, "expert_diagnosis": ctx.diagnosis,
+               "category": case.category, "fitzpatrick": fitz,
                "urgency": ctx.urgency, "malignant": ctx.malignant, "image": rel, "image_source": source,
                "reference_text": case.reference_text, "cot": case.cot}
         cases.append({k: v for k, v in row.items() if v is not None})

@@ -78,8 +78,8 @@ FAMILIES: dict[str, dict[str, Family]] = {
                            "strongly against|are hard to reconcile with|do not support] {dx}.",),
         "atypical": ("[Nothing|Very little] in this [image|presentation|picture] is [typical|characteristic] of "
                      "{dx}[, to be honest| in my view|].",),
-        "unlikely": ("[Taken together|On balance|Overall], the findings make {dx} [very unlikely|improbable|a poor "
-                     "fit].",),
+        "unlikely": ("[Taken together|On balance|Overall|All things considered], [the findings|these features|the "
+                     "appearance] make {dx} [very unlikely|improbable|a poor fit].",),
         "missing_hallmark": ("The [hallmark|defining|key] [features|signs] of {dx} [are absent here|cannot be "
                              "seen|are missing], [which rules it out|so it is effectively excluded|which makes it "
                              "untenable].",),
@@ -95,8 +95,8 @@ FAMILIES: dict[str, dict[str, Family]] = {
     "missed_malignancy": {
         "harmless": ("[This is|This looks like|It is] [most consistent with|simply|just] a harmless {benign}, [and "
                      "there is nothing to worry about|which needs no further attention|so no action is required].",),
-        "cosmetic": ("The [lesion|spot|growth] is a benign {benign} [of purely cosmetic concern|that only matters "
-                     "for appearance|that can be left as it is].",),
+        "cosmetic": ("The [lesion|spot|growth|mark] is [a benign|an innocent|a simple] {benign} [of purely cosmetic "
+                     "concern|that only matters for appearance|that can be left as it is].",),
         "age_change": ("[This is|It is] [an ordinary|a common] {benign}[ of the kind that comes with age| that many "
                        "adults have| seen in people of this age], [not a cause for concern|nothing "
                        "serious|nothing that needs checking].",),
@@ -111,8 +111,10 @@ FAMILIES: dict[str, dict[str, Family]] = {
         "removed": (),
         "self_care": ("[Keep the area clean|Moisturise the skin regularly|Avoid irritating soaps] [and|while] "
                       "[watch how it goes|carry on as usual|see whether it settles].",),
-        "deferred": ("[A check-up can be arranged whenever convenient|There is no hurry to arrange anything|Any "
-                     "appointment can wait until it suits you].",),
+        "deferred": ("[A check-up|Any appointment|A review] [can be arranged|can wait|can be booked] [whenever "
+                     "convenient|until it suits you|at some point next year|if you ever feel like it].",
+                     "There is no [hurry|rush|urgency] to [arrange anything|book a review|see anyone] [about this|for "
+                     "this|here].",),
     },
     "truncation": {"mid_sentence": (), "sentence_end": (), "mid_word": ()},
     "vague_description": {"plain": (), "hedged": (), "everyday": ()},

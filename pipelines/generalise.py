@@ -1,0 +1,292 @@
+"""Stage ``generalise``: the generalisation report, measured outside what produced the training data.
+
+Side by side, each with 95% CIs: (a) the in-distribution test split (DermSynth), (b) held-out
+wording families (defects written in a family training never saw), (c) transfer to real
+DermBench cases never seen in training, (d) a directional stress suite on held-out clean
+references, (e) the clean references' own scores and ``needs_review`` share, (f) the same
+for the offline judge. Without the DermBench release, (c) and (d) run on held-out DermSynth
+references and say so. All ratings are the simulated panel's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from dermeval.formats.common import iter_jsonl, read_rows, write_json
+from dermeval.generalisation import agreement_block, directional_pass, flat_agreement, mean_ci, sentence_overlap
+from dermeval.model.data import FeatureSet, featurize
+from dermeval.model.evaluator import load_evaluator
+from dermeval.params import GeneraliseParams, load_params
+from dermeval.schema import DIMENSIONS
+from dermeval.synth import stress as st
+from dermeval.synth.catalogue import default_catalogue
+from dermeval.synth.realtext import case_context
+from dermeval.synth.world import context_for
+
+
+def _ranked(ids: set[str], seed: int, n: int) -> list[str]:
+    return sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).digest())[:n]
+
+
+def held_out_cases(prepared: Path, records: list[dict], splits: dict[str, str], p: GeneraliseParams
+                   ) -> dict[str, list[st.HeldOutCase]]:
+    """Up to ``p.max_cases`` test-split cases per source, with the context an operator needs."""
+    test_ids: dict[str, set[str]] = {}
+    for r in records:
+        if splits.get(r["id"]) == "test":
+            test_ids.setdefault(r.get("source", "dermsynth"), set()).add(r.get("case_id") or r["id"])
+    out: dict[str, list[st.HeldOutCase]] = {}
+    catalogue = default_catalogue()
+    for source in ("dermsynth", "dermbench"):
+        if source not in test_ids:
+            continue
+        rows = {c["id"]: c for _, c in iter_jsonl(prepared / source / "cases.jsonl")}
+        pool: dict[str, list[str]] = {}
+        for c in rows.values():
+            pool.setdefault(c["category"], []).append(c.get("expert_diagnosis") or c["diagnosis"])
+        cases = []
+        for cid in _ranked(test_ids[source], p.seed, p.max_cases):
+            c, rng = rows[cid], st.case_rng(p.seed, cid, "context")
+            ctx = (context_for(catalogue.by_id[c["condition_id"]], catalogue, rng) if source == "dermsynth"
+                   else case_context(SimpleNamespace(**c), {k: sorted(set(v)) for k, v in pool.items()}, rng))
+            cases.append(st.HeldOutCase(cid, source, c["category"], f"{source}/{c['image']}",
+                                        c["reference_text"], ctx))
+        out[source] = cases
+    return out
+
+
+class Scorer:
+    """DermEval and (when fitted) the offline judge on rows built here, through the shared feature cache."""
+
+    def __init__(self, model: str, cache: str, judge_path: str | None, prepared: Path) -> None:
+        self.evaluator = load_evaluator(model, cache=cache)
+        self.prepared = prepared
+        self.judge = None
+        if judge_path and Path(judge_path).is_file() and "weights" in Path(judge_path).read_text("utf-8"):
+            from dermeval.judge.local import Calibration, LocalJudge
+
+            self.judge = LocalJudge(self.evaluator.featurizer, Calibration.load(judge_path))
+
+    def dermeval(self, rows: list[dict]) -> tuple[list[dict], np.ndarray, np.ndarray]:
+        fs, errors = featurize(rows, self.prepared, self.evaluator.featurizer, progress=True, source="generalise")
+        for e in errors:
+            print(f"generalise: {e}", file=sys.stderr)
+        pred = self.evaluator.predict(fs)
+        kept = {i: k for k, i in enumerate(fs.ids)}
+        rows = [r for r in rows if r["id"] in kept]
+        order = [kept[r["id"]] for r in rows]
+        return rows, pred["scores"][order], pred["sigma"][order]
+
+    def judged(self, rows: list[dict], references: dict[str, str], diagnoses: dict[str, str]) -> np.ndarray | None:
+        if self.judge is None or not rows:
+            return None
+        out = self.judge.judge([r["diagnostic_text"] for r in rows], [references[r["case_id"]] for r in rows],
+                               [diagnoses.get(r["case_id"]) for r in rows])
+        return np.array([[s[d] for d in DIMENSIONS] for s, _ in out])
+
+
+def stress_report(rows: list[dict], scores: np.ndarray, p: GeneraliseParams) -> dict[str, Any]:
+    """Directional accuracy per variant (with CIs) and the mean score change per dimension."""
+    by_id = {r["id"]: k for k, r in enumerate(rows)}
+    out: dict[str, Any] = {}
+    passes_all = []
+    for v in st.VARIANTS:
+        pairs = [(by_id[r["id"]], by_id[f"{r['case_id']}.clean"]) for r in rows
+                 if r["variant"] == v.name and f"{r['case_id']}.clean" in by_id]
+        if not pairs:
+            continue
+        delta = np.array([scores[a] - scores[b] for a, b in pairs])
+        ok = directional_pass(delta, v.expect, v.dimensions, lower_by=p.lower_by, neutral_up=p.neutral_up,
+                              same_within=p.same_within)
+        passes_all += ok.tolist()
+        out[v.name] = {"description": v.description, "expect": v.expect, "dimensions": list(v.dimensions),
+                       "accuracy": mean_ci(ok, p.n_boot), "mean_delta": dict(zip(DIMENSIONS, delta.mean(0).round(4)
+                                                                                  .tolist(), strict=True)),
+                       "mean_abs_delta": round(float(np.abs(delta).mean()), 4)}
+    out["overall"] = {"accuracy": mean_ci(passes_all, p.n_boot)}
+    return out
+
+
+def clean_report(scores: np.ndarray, sigma: np.ndarray | None, threshold: float) -> dict[str, Any]:
+    out = {d: round(float(scores[:, j].mean()), 4) for j, d in enumerate(DIMENSIONS)}
+    out["overall"] = round(float(scores.mean()), 4)
+    out["n"] = int(len(scores))
+    if sigma is not None:
+        out["needs_review_share"] = round(float((sigma.max(axis=1) > threshold).mean()), 4)
+    return out
+
+
+def _csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["empty"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _stored_predictions(records: list[dict], splits: dict[str, str], features: str, scorer: Scorer
+                        ) -> dict[str, tuple[list[dict], np.ndarray]]:
+    """The test split's own narratives per source, scored from the stored feature set."""
+    fs = FeatureSet.load(features)
+    by_id = {r["id"]: r for r in records}
+    idx = [i for i, rid in enumerate(fs.ids) if splits.get(rid) == "test"]
+    scores = scorer.evaluator.predict(fs, idx)["scores"]
+    out: dict[str, tuple[list[dict], list[int]]] = {}
+    for k, i in enumerate(idx):
+        row = by_id[fs.ids[i]]
+        out.setdefault(row.get("source", "dermsynth"), ([], []))
+        out[row.get("source", "dermsynth")][0].append(row)
+        out[row.get("source", "dermsynth")][1].append(k)
+    return {s: (rows, scores[ks]) for s, (rows, ks) in out.items()}
+
+
+def build_report(args: argparse.Namespace, p: GeneraliseParams, review_threshold: float | None = None
+                 ) -> dict[str, Any]:
+    prepared = Path(args.prepared)
+    records = read_rows(args.records)
+    splits = json.loads(Path(args.splits).read_text("utf-8"))
+    scorer = Scorer(args.model, args.cache, args.judge, prepared)
+    threshold = review_threshold or scorer.evaluator.review_threshold
+    cases = held_out_cases(prepared, records, splits, p)
+    real = "dermbench" in cases
+    stress_cases = cases["dermbench"] if real else cases["dermsynth"]
+    refs = {c.id: c.reference for cs in cases.values() for c in cs}
+    dx = {c.id: c.ctx.diagnosis for cs in cases.values() for c in cs}
+    report: dict[str, Any] = {
+        "simulated_panel": True, "real_text": real,
+        "stress_source": "dermbench held-out expert references" if real else
+        "dermsynth held-out references (no DermBench release: real-text transfer not measured)",
+        "overlap": {}, "thresholds": {"lower_by": p.lower_by, "neutral_up": p.neutral_up,
+                                      "same_within": p.same_within}}
+    train_text = {s: [r["diagnostic_text"] for r in records if splits.get(r["id"]) == "train"
+                      and r.get("source", "dermsynth") == s] for s in cases}
+    test_text = {s: [r["diagnostic_text"] for r in records if splits.get(r["id"]) == "test"
+                     and r.get("source", "dermsynth") == s] for s in cases}
+    for s in cases:
+        report["overlap"][s] = sentence_overlap(train_text[s], test_text[s])
+    report["overlap"]["all"] = sentence_overlap([t for v in train_text.values() for t in v],
+                                                [t for v in test_text.values() for t in v])
+    stored = _stored_predictions(records, splits, args.features, scorer)
+    ds_rows, ds_scores = stored.get("dermsynth", ([], np.zeros((0, 6))))
+    report["in_distribution"] = {"label": "DermSynth test split (cases held out, training wording families)",
+                                 "evaluator": agreement_block(ds_rows, ds_scores, p.n_boot)}
+    held_rows = st.heldout_wording_rows([c for cs in cases.values() for c in cs], p.seed)
+    held_rows, held_scores, _ = scorer.dermeval(held_rows)
+    report["heldout_wording"] = {
+        "label": "held-out wording families on held-out cases", "families": dict(st.wd.HELDOUT),
+        "evaluator": agreement_block(held_rows, held_scores, p.n_boot),
+        "judge": _judge_block(scorer, held_rows, refs, dx, p)}
+    if real:
+        db_rows, db_scores = stored["dermbench"]
+        report["transfer"] = {"label": "real DermBench expert text, cases never seen in training",
+                              "evaluator": agreement_block(db_rows, db_scores, p.n_boot),
+                              "judge": _judge_block(scorer, db_rows, _db_refs(prepared), _db_dx(prepared), p)}
+    else:
+        ds_held = [r for k, r in enumerate(held_rows) if r["source"] == "dermsynth"]
+        report["transfer"] = {"label": "no DermBench release: held-out DermSynth references with held-out "
+                                       "wording families stand in (not real text)",
+                              "evaluator": agreement_block(ds_held, held_scores[[r["source"] == "dermsynth"
+                                                                                 for r in held_rows]], p.n_boot)}
+    rows = st.stress_rows(stress_cases, p.seed)
+    rows, scores, sigma = scorer.dermeval(rows)
+    clean = np.array([r["variant"] == "clean" for r in rows])
+    report["stress"] = {"evaluator": stress_report(rows, scores, p), "n_cases": len(stress_cases)}
+    report["clean_references"] = {"evaluator": clean_report(scores[clean], sigma[clean], threshold)}
+    text_rows = [r for r in rows if r["variant"] != "other_image"]
+    judged = scorer.judged(text_rows, refs, dx)
+    if judged is not None:
+        report["stress"]["judge"] = stress_report(text_rows, judged, p)
+        jclean = np.array([r["variant"] == "clean" for r in text_rows])
+        report["clean_references"]["judge"] = clean_report(judged[jclean], None, threshold)
+    report["stress_table"] = [{"id": r["id"], "variant": r["variant"], "family": r.get("family"),
+                               **{d: round(float(scores[k, j]), 3) for j, d in enumerate(DIMENSIONS)}}
+                              for k, r in enumerate(rows)]
+    return report
+
+
+def _db_refs(prepared: Path) -> dict[str, str]:
+    return {c["id"]: c["reference_text"] for _, c in iter_jsonl(prepared / "dermbench" / "cases.jsonl")}
+
+
+def _db_dx(prepared: Path) -> dict[str, str]:
+    return {c["id"]: c.get("expert_diagnosis") or c["diagnosis"]
+            for _, c in iter_jsonl(prepared / "dermbench" / "cases.jsonl")}
+
+
+def _judge_block(scorer: Scorer, rows: list[dict], refs: dict[str, str], dx: dict[str, str],
+                 p: GeneraliseParams) -> dict[str, Any] | None:
+    rows = [r for r in rows if r.get("case_id") in refs]
+    judged = scorer.judged(rows, refs, dx)
+    return None if judged is None else agreement_block(rows, judged, p.n_boot)
+
+
+def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """The flat figures for ``dvc metrics`` and MLflow (``gen_`` prefix)."""
+    out: dict[str, float] = {"real_text": float(report["real_text"]),
+                             "overlap_sentence_share": report["overlap"]["all"]["sentence_share"]}
+    for s in ("dermsynth", "dermbench"):
+        if s in report["overlap"]:
+            out[f"overlap_sentence_share_{s}"] = report["overlap"][s]["sentence_share"]
+    out.update(flat_agreement("indist", report["in_distribution"]["evaluator"]))
+    out.update(flat_agreement("heldout_wording", report["heldout_wording"]["evaluator"]))
+    out.update(flat_agreement("transfer", report["transfer"]["evaluator"]))
+    for who in ("evaluator", "judge"):
+        tag = "" if who == "evaluator" else "judge_"
+        if report["heldout_wording"].get(who) and who == "judge":
+            out.update(flat_agreement("judge_heldout_wording", report["heldout_wording"]["judge"]))
+        if report["transfer"].get(who) and who == "judge":
+            out.update(flat_agreement("judge_transfer", report["transfer"]["judge"]))
+        stress = report["stress"].get(who)
+        if stress:
+            out[f"{tag}stress_accuracy"] = stress["overall"]["accuracy"]["value"]
+            out.update({f"{tag}stress_{k}": v["accuracy"]["value"] for k, v in stress.items() if k != "overall"})
+        clean = report["clean_references"].get(who)
+        if clean:
+            out[f"{tag}clean_overall_mean"] = clean["overall"]
+            out.update({f"{tag}clean_mean_{d}": clean[d] for d in DIMENSIONS})
+            if "needs_review_share" in clean:
+                out[f"{tag}clean_needs_review_share"] = clean["needs_review_share"]
+    return {f"gen_{k}": round(float(v), 4) for k, v in out.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--records", required=True)
+    ap.add_argument("--prepared", required=True, help="data.prepared (images and each source's cases.jsonl)")
+    ap.add_argument("--splits", required=True)
+    ap.add_argument("--features", required=True, help="features.npz of the prepared records")
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--cache", required=True, help="feature cache shared with featurize")
+    ap.add_argument("--judge", help="the offline judge's calibration (skipped when absent or not local)")
+    ap.add_argument("--reports", required=True, help="folder for the full report and the stress table")
+    ap.add_argument("--metrics", required=True, help="flat metrics JSON for dvc metrics")
+    args = ap.parse_args(argv)
+    params = load_params(args.params)
+    report = build_report(args, params.generalise, params.train.review_threshold)
+    out = Path(args.reports)
+    out.mkdir(parents=True, exist_ok=True)
+    table = report.pop("stress_table")
+    write_json(out / "report.json", report)
+    _csv(out / "stress_scores.csv", table)
+    _csv(out / "stress_accuracy.csv", [
+        {"variant": k, "dermeval": round(v["accuracy"]["value"], 4),
+         "judge": round(report["stress"].get("judge", {}).get(k, {}).get("accuracy", {}).get("value", float("nan")),
+                        4)} for k, v in report["stress"]["evaluator"].items()])
+    metrics = flat_metrics(report)
+    write_json(args.metrics, metrics)
+    print("generalise (simulated panel; " + report["stress_source"] + "): "
+          + ", ".join(f"{k}={v}" for k, v in metrics.items()), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
