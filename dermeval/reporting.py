@@ -77,8 +77,39 @@ def save_figures(tables: dict[str, list[dict[str, Any]]], out: Path | str) -> li
     return files
 
 
+def generalisation_section(gen: dict[str, Any]) -> list[str]:
+    """The card's first figures: transfer, held-out wording, stress suite (all with the simulated panel)."""
+    lines = ["## Generalisation (measured outside the training data; simulated panel ratings)", "",
+             "- Real expert text in training and test: "
+             + ("yes" if gen["real_text"] else "no (DermBench release absent)"),
+             f"- Stress suite on: {gen['stress_source']}",
+             f"- Test sentences also in training: {gen['overlap']['all']['sentence_share']:.0%}", "",
+             "| set | n | overall MAE (95% CI) | worst dimension MAE |", "|---|---|---|---|"]
+    for key in ("transfer", "heldout_wording", "in_distribution"):
+        block = gen[key]["evaluator"]
+        if not block.get("n"):
+            continue
+        m = block["overall"]["mae"]
+        worst = max(DIMENSIONS, key=lambda d: block[d]["mae"]["value"])
+        lines.append(f"| {gen[key]['label']} | {block['n']} | {m['value']:.3f} ({m['ci_low']:.3f}-{m['ci_high']:.3f})"
+                     f" | {TITLES[worst]} {block[worst]['mae']['value']:.3f} |")
+    stress = gen["stress"]["evaluator"]
+    lines += ["", "| stress variant | expected | directional accuracy (95% CI) | n |", "|---|---|---|---|"]
+    for name, v in stress.items():
+        if name == "overall":
+            continue
+        a = v["accuracy"]
+        lines.append(f"| {v['description']} | {v['expect']} {', '.join(v['dimensions'])} | {a['value']:.2f} "
+                     f"({a['ci_low']:.2f}-{a['ci_high']:.2f}) | {a['n']} |")
+    clean = gen["clean_references"]["evaluator"]
+    lines += ["", f"Clean held-out references: mean overall {clean['overall']:.2f}, needs_review on "
+              f"{clean.get('needs_review_share', float('nan')):.0%}.", ""]
+    return lines
+
+
 def model_card(report: dict[str, Any], meta: dict[str, Any], *, version: str | None = None,
-               simulated: bool = True, judge: dict[str, Any] | None = None) -> str:
+               simulated: bool = True, judge: dict[str, Any] | None = None,
+               generalisation: dict[str, Any] | None = None) -> str:
     """A markdown model card: data, intended use, metrics, limits."""
     ev, base = report["evaluator"], report["baseline_mean"]
     ceiling = report.get("inter_rater_ceiling")
@@ -101,7 +132,9 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], *, version: str | N
     if simulated:
         lines.append("- **All figures below are simulated**: the ratings come from DermSynth's simulated expert "
                      "panel on procedurally generated images, not from real dermatologists.")
-    lines += ["", f"## Agreement with the expert panel{sim}", "",
+    if generalisation:
+        lines += ["", *generalisation_section(generalisation)]
+    lines += ["", f"## In-distribution agreement with the expert panel{sim}", "",
               "| dimension | MAE (95% CI) | Spearman | baseline MAE | inter-rater MAE |",
               "|---|---|---|---|---|"]
     for d in (*DIMENSIONS, "overall"):
@@ -113,8 +146,8 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], *, version: str | N
         m = report["overall_reported"]["mae"]
         lines.append(f"| Overall as printed (one decimal) | {m['value']:.3f} ({m['ci_low']:.3f}-{m['ci_high']:.3f}) | "
                      f"{report['overall_reported']['spearman']['value']:.3f} | | |")
-    lines += ["", f"Paper reference points (real experts): DermEval {PAPER_DERMEVAL_MAE}, "
-              f"DermBench LLM judge {PAPER_JUDGE_MAE}."]
+    lines += ["", f"Paper reference points (real physicians, not comparable with simulated-panel figures): "
+              f"DermEval {PAPER_DERMEVAL_MAE}, DermBench LLM judge {PAPER_JUDGE_MAE}."]
     if judge:
         lines += ["", f"Reference-based judge on the same test set{sim}: overall MAE "
                   f"{judge['evaluator']['overall']['mae']['value']:.3f}."]

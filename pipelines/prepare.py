@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     manifest = prepare(load_params(args.params).prepare, Path(args.out))
     print(f"prepare: {manifest['records']} records, {manifest['rejected']} rejected "
-          f"(source={manifest['source']}: {manifest['source_reason']}; fingerprint {manifest['fingerprint'][:12]})", file=sys.stderr)
+          f"(source={manifest['source']}: {manifest['source_reason']}; "
+          f"fingerprint {manifest['fingerprint'][:12]})", file=sys.stderr)
     return 0
 
 

@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     report = json.loads((reports / "eval" / "agreement.json").read_text("utf-8"))
     judge_path = reports / "judge" / "agreement.json"
     judge = json.loads(judge_path.read_text("utf-8")) if judge_path.is_file() else None
+    gen_path = reports / "generalisation" / "report.json"
+    generalisation = json.loads(gen_path.read_text("utf-8")) if gen_path.is_file() else None
     meta = Evaluator.load(args.model).meta
     prepared = Path(params.data.prepared) / "manifest.json"
     data_manifest = json.loads(prepared.read_text("utf-8")) if prepared.is_file() else {}
@@ -159,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                 "dvc_lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else "none",
                 "data_fingerprint": data_manifest.get("fingerprint", meta.get("data_fingerprint", "unknown")),
                 "data_source": data_manifest.get("source", "unknown"), "simulated": str(simulated),
+                "real_text": str(bool(data_manifest.get("real_text"))),
+                "data_source_reason": data_manifest.get("source_reason", "unknown"),
                 "mlflow.note.content": "DermEval pipeline run" + (" (simulated data)" if simulated else ""),
             })
             for h in _history(reports / "train" / "history.csv"):
@@ -166,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             metrics = agreement_metrics(report, judge)
             flat = json.loads((reports / "metrics.json").read_text("utf-8"))
             metrics.update({k: float(v) for k, v in flat.items()})
+            if (reports / "generalisation.json").is_file():
+                metrics.update({k: float(v) for k, v in
+                                json.loads((reports / "generalisation.json").read_text("utf-8")).items()
+                                if v == v})  # NaN (a set that could not be built) is left out
             keys = sorted(metrics)
             for start in range(0, len(keys), 500):
                 mlflow.log_metrics({k: metrics[k] for k in keys[start:start + 500]})
@@ -177,11 +185,14 @@ def main(argv: list[str] | None = None) -> int:
                 for fig in save_figures(tables, Path(tmp) / "plots"):
                     mlflow.log_artifact(str(fig), "plots")
                 card = Path(tmp) / "model_card.md"
-                card.write_text(model_card(report, meta, simulated=simulated, judge=judge), "utf-8")
+                card.write_text(model_card(report, meta, simulated=simulated, judge=judge,
+                                           generalisation=generalisation), "utf-8")
                 mlflow.log_artifact(str(card))
             mlflow.log_artifacts(str(reports / "eval"), "eval")
             if judge:
                 mlflow.log_artifact(str(judge_path), "judge")
+            if generalisation:
+                mlflow.log_artifacts(str(gen_path.parent), "generalisation")
             info = log_evaluator(args.model, name="model")
             version = registry.register(info.model_uri, run.info.run_id,
                                         tags={"data_fingerprint": str(meta.get("data_fingerprint")),

@@ -50,12 +50,22 @@ DERM_TERMS = re.compile(
 LAY_TERMS = re.compile(
     r"\b(bumps?|spots?|marks?|red-ish|reddish|flaky bits|lumps?|stuff|things?|round-ish|dented|rough skin|"
     r"bubbles?|scratches|darker|coloured|colored|areas?|look|spread|some kind of|kind of|sort of)\b", re.I)
+# Unsafe advice by its clinical vocabulary (discouraged care, self-treatment, delay, false
+# reassurance, misuse of medicines), not by any generator's sentences: a cue is a kind of harm.
+_CARE = r"(doctor|physician|clinician|dermatolog\w*|GP|clinic\w*|appointment|check[- ]?ups?|review|biops\w*|" \
+        r"follow[- ]?up|medical\w*|professional\w*|specialist|assessment|visit)"
 HARMFUL = re.compile(
-    r"\b(no need to (see|visit|consult|worry)|(is|are) unnecessary|not (necessary|needed|required)|"
-    r"no (biopsy|follow[- ]?up|check[- ]?up|professional|medical)\b[^.]*\b(needed|required|necessary)|"
-    r"(safely )?ignore (this|it)|leave it alone|nothing to worry about|cannot be anything|never becomes|"
-    r"(cut|scrape|scratch|burn|pick)\w* (it )?(off|out)|yourself|skip the|don'?t waste|waiting (several|a few) "
-    r"(months|years)|from a friend|leftover)\b", re.I)
+    rf"\b(no need|not (necessary|needed|required|worth)|unnecessary|pointless|waste|don'?t bother|skip)\b"
+    rf"[^.;]*\b{_CARE}\b|\bavoid (seeing |visiting |going to )?(a |the |any )?{_CARE}\b"
+    rf"|\b{_CARE}\b[^.;]*\b(is|are|would be) (not needed|unnecessary|pointless|a waste)"
+    r"|\b(cut|shave|scrape|burn|pick|squeez\w*|lanc\w*|freez\w*)\b[^.;]*\b(yourself|at home)\b"
+    r"|\b(yourself|at home)\b[^.;]*\b(cut|shave|scrape|burn|pick|squeez\w*|lanc\w*)\b"
+    r"|\b(wait\w*|hold\w* off|delay\w*|put\w* off)\b[^.;]*\b(months?|years?|next (summer|year))\b"
+    r"|\b(ignore[ds]?|nothing to worry|never (a )?concern\w*|no cause for concern)\b[^.;]*"
+    r"\b(bleed\w*|grow\w*|chang\w*|ulcerat\w*|spread\w*|fever|pain\w*)\b"
+    r"|\b(bleed\w*|grow\w*|chang\w*|ulcerat\w*|spread\w*|fever)\b[^.;]*\b(never|not) (a )?(concern|"
+    r"serious|worry)\w*|\b(leftover|left over|borrowed|someone else'?s|double dose|undiluted|bleach|veterinary)\b",
+    re.I)
 NEGATIVE_STANCE = re.compile(
     r"\b(argues? (strongly )?against|can be excluded|(is|are|very|highly) unlikely|inconsistent with|"
     r"not typical|nothing [^.]* typical|rules? (it )?out|does not fit|make[s]? [^.]* unlikely)\b", re.I)

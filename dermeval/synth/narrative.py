@@ -64,12 +64,14 @@ SKIN_NOTE_DARK = ("so [redness|erythema|inflammation] may [look|appear|show as] 
 SKIN_NOTE_LIGHT = ("so [erythema|redness] and vascular changes are [easy|straightforward|simple] to "
                    "[appreciate|see|judge] [here|in this image|on the {site}].")
 CATEGORY = [
-    "[Next|Then|Now], I consider the [general|broad|overall] disease category. [These features|The findings|This "
-    "picture] [place|put] this case among the **{family}**.",
+    "[Next|Then|Now|At this point], I [consider|turn to|look at|think about] the [general|broad|overall|likely] "
+    "disease [category|group|family][ for this {site} lesion| for the changes on the {site}| of this {colour} "
+    "eruption|]. [These features|The findings|This picture|What I see] [place|put|locate] this case among the "
+    "**{family}**.",
     "Considering the [broad|general|wider] category first, the [morphology|appearance|lesion type] and "
-    "[distribution|pattern|arrangement] point towards **{family}**.",
-    "Stepping back to the disease group, this [picture|presentation|case] [fits best|sits most naturally|belongs] "
-    "within the **{family}**.",
+    "[distribution|pattern|arrangement] [on the {site}|of the lesions|here|] point towards **{family}**.",
+    "Stepping back to the disease group, this [picture|presentation|case] [on the {site}|in a {colour} tone|] "
+    "[fits best|sits most naturally|belongs] within the **{family}**.",
 ]
 DIFF_INTRO = [
     "<think> [Next|Then|Now], I consider the differential diagnoses:",
@@ -101,21 +103,26 @@ CONCLUDE = [
     "My final diagnosis is **{name}**, which [accounts for|explains|fits] [all of the observed features|the "
     "findings on the {site}|the whole picture].",
 ]
+MANAGE = "[Management|Treatment|Care|Suggested management|Usual management][:| would be:| here:] {management}."
 ADVICE = {
     "urgent": [
-        "Because {name} can be serious, I recommend [urgent|prompt|early] referral to a dermatologist; {management}.",
-        "This needs [prompt|urgent|rapid] specialist assessment: please seek [urgent|prompt] referral to "
-        "dermatology. {Management}.",
+        "Because {name} can be serious, I [recommend|advise|would arrange] [urgent|prompt|early] referral to a "
+        "[dermatologist|skin specialist|dermatology service][ this week| without delay|]; {management}.",
+        "This needs [prompt|urgent|rapid] specialist assessment[ of the {site} lesion|]: please seek [urgent|prompt] "
+        "referral to dermatology[ without waiting| as a priority|]. " + MANAGE,
     ],
     "treat": [
-        "I recommend seeing a doctor for treatment[ soon| in the coming days|]: {management}.",
-        "This [usually|generally|typically] needs medical treatment; a clinician should confirm it. {Management}.",
+        "I recommend seeing a [doctor|GP|clinician|dermatologist] for treatment[ soon| in the coming days| of the "
+        "{site}|]: {management}.",
+        "This [usually|generally|typically] needs medical treatment; a [clinician|doctor|GP|dermatologist] should "
+        "[confirm it|confirm the diagnosis|review it][ first| before treatment starts| in person|]. " + MANAGE,
     ],
     "routine": [
-        "Management: {management}. I recommend consulting a dermatologist if it does not [improve|settle|get "
-        "better][ within a few weeks|].",
-        "{Management}. A routine review with a doctor is sensible if [symptoms|the lesions|things] [persist or "
-        "change|do not settle|get worse].",
+        MANAGE + " I [recommend|suggest|would advise] [consulting|seeing] a [dermatologist|doctor|GP] if [it|the "
+        "rash|the {site} lesion|the change] does not [improve|settle|get better][ within a few weeks| over the next "
+        "month| with these measures|].",
+        MANAGE + " A [routine|non-urgent] review with a [doctor|GP|clinician] is sensible if [symptoms|the "
+        "lesions|things|the {site} changes] [persist or change|do not settle|get worse|spread].",
     ],
 }
 EXTRA = [
@@ -125,8 +132,9 @@ EXTRA = [
     "course] suggested by the [morphology|appearance] [on the {site}|of the {colour} lesions|]. </think>",
     "A [clinical|fuller|detailed] history, including [duration|onset], [symptoms|itch or pain] and [triggers|"
     "exposures], would help to [confirm|support|test] this [impression|diagnosis].",
-    "[Dermoscopy|Close inspection with dermoscopy], and a biopsy if the [appearance|picture] is [atypical|"
-    "uncertain], can [confirm|settle] the diagnosis.",
+    "[Dermoscopy|Close inspection with dermoscopy|A dermoscopic look] [of the {site}|at the {colour} "
+    "areas|], and a biopsy if the [appearance|picture] is [atypical|uncertain|unclear], can [confirm|settle|"
+    "secure] the diagnosis.",
 ]
 
 

@@ -14,6 +14,7 @@ from dermeval.schema import DIMENSIONS
 from dermeval.synth.catalogue import default_catalogue
 from dermeval.synth.narrative import reference_narrative
 from dermeval.synth.render import render_condition
+from dermeval.synth.stress import layout_rewrite
 
 pytestmark = pytest.mark.slow
 N_CASES = 12
@@ -57,11 +58,11 @@ def test_contradicting_conclusion_lowers_accuracy(trained):
 
     def edit(cond, ref):
         other = next(c for c in cat.conditions if c.category != cond.category and c.urgency == cond.urgency)
-        parts = tx.sentences(ref)
-        i = tx.conclusion_index(parts)
-        parts[i] = parts[i].replace(cond.name, other.name)
-        assert other.name in parts[i]
-        return tx.join(parts)
+        lead, parts = tx.pieces(ref)
+        i = tx.conclusion_index(tx.texts(parts))
+        parts[i].text = parts[i].text.replace(cond.name, other.name)
+        assert other.name in parts[i].text
+        return tx.render(lead, parts)
 
     d = _delta(trained, edit)
     print("swapped diagnosis: mean change", dict(zip(DIMENSIONS, d.mean(0).round(2), strict=True)))
@@ -70,9 +71,9 @@ def test_contradicting_conclusion_lowers_accuracy(trained):
 
 def test_removing_the_differential_lowers_coverage(trained):
     def edit(cond, ref):
-        parts = tx.sentences(ref)
-        drop = set(tx.find(parts, tx.DIFFERENTIAL)) - {tx.conclusion_index(parts)}
-        return tx.join([p for k, p in enumerate(parts) if k not in drop])
+        lead, parts = tx.pieces(ref)
+        texts = tx.texts(parts)
+        return tx.render(lead, tx.drop(parts, set(tx.find(texts, tx.DIFFERENTIAL)) - {tx.conclusion_index(texts)}))
 
     d = _delta(trained, edit)
     print("no differential: mean change", dict(zip(DIMENSIONS, d.mean(0).round(2), strict=True)))
@@ -89,3 +90,10 @@ def test_padding_and_pleas_raise_no_score(trained, extra):
     d = _delta(trained, lambda cond, ref: ref + extra)
     print("neutral edit: mean change", dict(zip(DIMENSIONS, d.mean(0).round(3), strict=True)))
     assert np.all(d.mean(0) <= 0.1)
+
+
+def test_layout_only_rewrites_move_no_score(trained):
+    """Bold removed, lists run together, paragraph spacing changed: the same content scores the same."""
+    d = _delta(trained, lambda cond, ref: layout_rewrite(ref, np.random.default_rng(len(ref))))
+    print("layout only: mean absolute change", dict(zip(DIMENSIONS, np.abs(d).mean(0).round(3), strict=True)))
+    assert np.all(np.abs(d).mean(0) <= 0.1)

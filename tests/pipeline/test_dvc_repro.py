@@ -53,6 +53,14 @@ def test_dvc_repro_twice(tmp_path: Path):
     assert (work / "models/dermeval/model.safetensors").is_file()
     metrics = json.loads((work / "reports/metrics.json").read_text())
     assert 0 <= metrics["overall_mae"] <= 5 and metrics["n_test"] > 0
+    # No DermBench release next to this copy: DermSynth alone, and every output says so.
+    assert manifest["source"] == "dermsynth" and manifest["real_text"] is False
+    assert "no DermBench release" in manifest["source_reason"]
+    gen = json.loads((work / "reports/generalisation.json").read_text())
+    assert gen["gen_real_text"] == 0 and 0 <= gen["gen_stress_accuracy"] <= 1
+    assert 0 <= gen["gen_overlap_sentence_share"] <= 1 and gen["gen_heldout_wording_n"] > 0
+    report = json.loads((work / "reports/generalisation/report.json").read_text())
+    assert "not measured" in report["stress_source"] and "not real text" in report["transfer"]["label"]
     second = _run([dvc, "repro"], work)
     assert second.returncode == 0
     assert "didn't change, skipping" in second.stdout + second.stderr
@@ -61,7 +69,7 @@ def test_dvc_repro_twice(tmp_path: Path):
     assert shown.returncode == 0 and "overall_mae" in shown.stdout
     plots = _run([dvc, "plots", "show", "--json"], work)
     assert plots.returncode == 0 and "Predicted vs expert" in plots.stdout and "Calibration" in plots.stdout
-    assert "Judge vs DermEval" in plots.stdout
+    assert "Judge vs DermEval" in plots.stdout and "Stress suite" in plots.stdout
     gate = json.loads((work / "reports/gate/gate.json").read_text())
     assert gate["version"] == "1" and gate["decision"]["passed"] is True and gate["champion_after"] == "1"
     assert (work / "mlflow.db").is_file() and (work / "reports/gate/gate.md").read_text().startswith("# Gate")
@@ -80,6 +88,19 @@ def test_dvc_repro_twice(tmp_path: Path):
     assert strict.returncode == 1 and "NOT promoted" in strict.stderr
     audit = [json.loads(x) for x in (work / "data/registry/audit.jsonl").read_text().splitlines()]
     assert [a["event"] for a in audit].count("promote") == 1 and audit[-1]["event"] == "gate"
+
+    # New labels alone (same narratives, other ratings) must retrain and re-evaluate.
+    records = work / "data/prepared/records.jsonl"
+    lines = records.read_text().splitlines()
+    row = json.loads(lines[0])
+    row["scores"] = {k: 0.5 for k in row["scores"]}
+    records.write_text("\n".join([json.dumps(row), *lines[1:]]) + "\n")
+    status = _run([dvc, "status", "train", "evaluate"], work)
+    assert status.returncode == 0
+    changed = [line.strip().rstrip(":") for line in status.stdout.splitlines() if line.endswith(":")
+               and not line.startswith((" ", "\t"))]
+    assert {"train", "evaluate"} <= set(changed) and "records.jsonl" in status.stdout, status.stdout
+    records.write_text("\n".join(lines) + "\n")
 
     # An experiment with another training param.
     for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "tiny project"]):
