@@ -55,7 +55,9 @@ def narrative_units(narrative: str) -> Units:
     conclusion = -1
     for k, part in enumerate(parts):
         for c in chunk_sentence(part):
-            c = c.replace("<think>", "").replace("</think>", "").strip()
+            # The model reads content, not layout: bold markers and line breaks inside a
+            # sentence are dropped, so a layout-only rewrite gives the same units.
+            c = tx.plain(c.replace("<think>", "").replace("</think>", ""))
             if c:
                 if k == concl_part and conclusion < 0:
                     conclusion = len(units)

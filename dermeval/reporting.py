@@ -95,15 +95,40 @@ def generalisation_section(gen: dict[str, Any]) -> list[str]:
                      f" | {TITLES[worst]} {block[worst]['mae']['value']:.3f} |")
     stress = gen["stress"]["evaluator"]
     lines += ["", "| stress variant | expected | directional accuracy (95% CI) | n |", "|---|---|---|---|"]
-    for name, v in stress.items():
+    order = {"lower": 0, "neutral": 1, "same": 2}
+    for name, v in sorted(stress.items(), key=lambda kv: (order.get(kv[1].get("expect"), 3), kv[0])):
         if name == "overall":
             continue
         a = v["accuracy"]
         lines.append(f"| {v['description']} | {v['expect']} {', '.join(v['dimensions'])} | {a['value']:.2f} "
                      f"({a['ci_low']:.2f}-{a['ci_high']:.2f}) | {a['n']} |")
-    clean = gen["clean_references"]["evaluator"]
-    lines += ["", f"Clean held-out references: mean overall {clean['overall']:.2f}, needs_review on "
-              f"{clean.get('needs_review_share', float('nan')):.0%}.", ""]
+    a = stress["overall"]["accuracy"]
+    lines += ["", f"All variants: {a['value']:.2f} ({a['ci_low']:.2f}-{a['ci_high']:.2f})."]
+    judge = gen["stress"].get("judge")
+    if judge:
+        lines += ["", f"Offline judge (reference-based, text only) on the same variants: overall "
+                  f"{judge['overall']['accuracy']['value']:.2f}; " + ", ".join(
+                      f"{k} {v['accuracy']['value']:.2f}" for k, v in sorted(judge.items()) if k != "overall") + "."]
+    lines += ["", "| clean held-out references | " + " | ".join(TITLES[d] for d in DIMENSIONS)
+              + " | overall | needs_review |", "|---" * (len(DIMENSIONS) + 3) + "|"]
+    for who, c in gen["clean_references"].items():
+        share = c.get("needs_review_share")
+        lines.append(f"| {'DermEval' if who == 'evaluator' else 'offline judge'} | "
+                     + " | ".join(f"{c[d]:.2f}" for d in DIMENSIONS) + f" | {c['overall']:.2f} | "
+                     + (f"{share:.0%}" if share is not None else "n/a") + " |")
+    held = gen["heldout_wording"]["evaluator"]
+    if held.get("n"):
+        lines += ["", "| held-out wording, MAE per dimension | " + " | ".join(TITLES[d] for d in DIMENSIONS) + " |",
+                  "|---" * (len(DIMENSIONS) + 1) + "|"]
+        for who in ("evaluator", "judge"):
+            b = gen["heldout_wording"].get(who)
+            if b and b.get("n"):
+                lines.append(f"| {'DermEval' if who == 'evaluator' else 'offline judge'} | "
+                             + " | ".join(f"{b[d]['mae']['value']:.3f}" for d in DIMENSIONS) + " |")
+    overlap = gen["overlap"]
+    lines += ["", "Test sentences found word for word in the training split: " + ", ".join(
+        f"{k} {v['sentence_share']:.1%} ({v['narratives_all_seen']} of {v['narratives']} narratives entirely)"
+        for k, v in overlap.items()) + ".", ""]
     return lines
 
 
@@ -128,6 +153,8 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], *, version: str | N
         f"- Test set: {report['n']} narratives from {report['n_cases']} held-out cases (no case shared with "
         "training, grouped splits).",
         f"- Data fingerprint: `{meta.get('data_fingerprint', 'unknown')}`",
+        f"- Data source: `{meta.get('data_source', 'unknown')}`; real DermBench expert text in training: "
+        + ("yes" if meta.get("real_text") else "no (DermSynth alone: transfer to real text was not trained for)"),
     ]
     if simulated:
         lines.append("- **All figures below are simulated**: the ratings come from DermSynth's simulated expert "

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 
-_SPLIT = re.compile(r"(?<=[.!?])(?<!\b\d\.)\s+(?=[A-Z0-9*<\"'(•-])|\n\s*\n|(?<=</think>)\s*|\s*(?=<think>)")
+# Sentence ends, blank lines, <think> markers, and list items (after a newline or a colon), so a
+# list splits into the same items whether it is laid out one per line or run together.
+_SPLIT = re.compile(r"(?<=[.!?])(?<!\b\d\.)\s+(?=[A-Z0-9*<\"'(•-])|\n\s*\n|(?<=</think>)\s*|\s*(?=<think>)"
+                    r"|(?<=:)\s+(?=(?:\d+\.|[-•])\s)|\s*\n\s*(?=(?:\d+\.|[-•])\s)")
 
 CONCLUSION = re.compile(
     r"\b(conclu\w*|most (likely|consistent|probable)|consistent with|final diagnosis|diagnosis is|"
@@ -23,6 +26,14 @@ ADVICE = re.compile(
 REFERRAL = re.compile(
     r"\b(refer\w*|dermatolog\w+|specialist|biopsy|urgent\w*|emergency|seek (medical|immediate|prompt)|"
     r"doctor|physician|clinician|GP|consult\w*)\b", re.I)
+
+
+_MARKUP = re.compile(r"\*\*|__|\s+")
+
+
+def plain(unit: str) -> str:
+    """A sentence as content only: markdown bold gone, every run of whitespace one space."""
+    return _MARKUP.sub(lambda m: " " if m.group(0).isspace() else "", unit).strip()
 
 
 def sentences(text: str) -> list[str]:

@@ -26,6 +26,7 @@ from dermeval.generalisation import agreement_block, directional_pass, flat_agre
 from dermeval.model.data import FeatureSet, featurize
 from dermeval.model.evaluator import load_evaluator
 from dermeval.params import GeneraliseParams, load_params
+from dermeval.reporting import generalisation_section
 from dermeval.schema import DIMENSIONS
 from dermeval.synth import stress as st
 from dermeval.synth.catalogue import default_catalogue
@@ -276,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     table = report.pop("stress_table")
     write_json(out / "report.json", report)
+    (out / "report.md").write_text("\n".join(generalisation_section(report)) + "\n", "utf-8")
     _csv(out / "stress_scores.csv", table)
     _csv(out / "stress_accuracy.csv", [
         {"variant": k, "dermeval": round(v["accuracy"]["value"], 4),

@@ -9,6 +9,7 @@ already scored by this evaluator version are not scored again.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -24,9 +25,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", required=True, help="feature cache")
     ap.add_argument("--reports", required=True, help="folder for the per-batch HTML and JSON reports")
     ap.add_argument("--summary", required=True, help="JSON summary of every batch (for dvc metrics)")
+    ap.add_argument("--gate", help="the register stage's gate.json: with no champion after it, nothing is scored")
     args = ap.parse_args(argv)
     params = load_params(args.params)
     p = params.monitor
+    if args.gate and p.model.endswith("@champion") and Path(args.gate).is_file():
+        gate = json.loads(Path(args.gate).read_text("utf-8"))
+        if not gate.get("champion_after"):
+            # No evaluator has passed the gate yet: an unpromoted model must not score production.
+            reason = (f"no champion: {gate.get('model')} v{gate.get('version')} failed the gate ("
+                      + "; ".join(gate.get("decision", {}).get("reasons", [])[:3]) + "); nothing was scored")
+            Path(args.reports).mkdir(parents=True, exist_ok=True)
+            write_json(args.summary, {"evaluator_version": None, "skipped": reason, "batches": [], "alerts": 0,
+                                      "narratives_stored": 0})
+            print(f"monitor: {reason}", file=sys.stderr)
+            return 0
     import mlflow
 
     from dermeval.model.evaluator import EvaluatorNotFound, load_evaluator

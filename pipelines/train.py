@@ -36,8 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - t0
     manifest = Path(args.records).with_name("manifest.json")
     if manifest.is_file():
-        evaluator.meta["data_fingerprint"] = json.loads(manifest.read_text("utf-8")).get("fingerprint")
-    evaluator.meta["train_seconds"] = round(seconds, 1)
+        data = json.loads(manifest.read_text("utf-8"))
+        evaluator.meta.update(data_fingerprint=data.get("fingerprint"), data_source=data.get("source"),
+                              real_text=bool(data.get("real_text")))
+    # No wall-clock figures in the model folder: the same inputs give byte-identical model files
+    # (the training time is in reports/train/train.json).
     evaluator.save(args.out)
     reports = Path(args.reports)
     reports.mkdir(parents=True, exist_ok=True)

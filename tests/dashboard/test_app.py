@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 
 import pytest
 
@@ -56,3 +57,8 @@ def test_trust_drift_and_cases_show_the_stored_numbers(populated_project, monkey
     assert "expert (simulated panel)" in frames(at)[1].columns  # the world's truth file is next to the batch
     at = page_run(monkeypatch, populated_project, "Evaluator quality")
     assert not at.exception, at.exception
+    gen = json.loads((populated_project / "reports/generalisation/report.json").read_text())
+    sets, stress = frames(at)[:2]
+    assert sets["set"].iloc[0] == "Transfer" or not gen["real_text"]  # figures outside the training data lead
+    want = {k: round(v["accuracy"]["value"], 3) for k, v in gen["stress"]["evaluator"].items() if k != "overall"}
+    assert dict(zip(stress["variant"], stress["DermEval"], strict=True)) == want
