@@ -1,0 +1,76 @@
+"""Pieces of the generalisation work that need no model: layout-blind units, the report's text, the monitor's
+refusal to score with an evaluator that never passed the gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dermeval import text as tx
+from dermeval.features import narrative_units
+from dermeval.reporting import generalisation_section
+from dermeval.synth.catalogue import default_catalogue
+from dermeval.synth.narrative import reference_narrative
+from dermeval.synth.stress import layout_rewrite
+
+
+def test_plain_drops_markup_and_inner_whitespace():
+    assert tx.plain("  The **most likely** diagnosis\n   is  **acne**. ") == "The most likely diagnosis is acne."
+
+
+def test_units_do_not_see_layout():
+    cat = default_catalogue()
+    for k, cond in enumerate(cat.conditions[::7]):
+        ref = reference_narrative(cond, 1 + k % 6, np.random.default_rng(k))
+        same = layout_rewrite(ref, np.random.default_rng(k))
+        assert narrative_units(ref).units == narrative_units(same).units, cond.id
+
+
+def test_list_items_split_alike_inline_or_one_per_line():
+    one_per_line = "The differentials are:\n1. **Tinea**: ring-shaped.\n2. **Eczema**: no scale."
+    inline = "The differentials are: 1. Tinea: ring-shaped. 2. Eczema: no scale."
+    assert narrative_units(one_per_line).units == narrative_units(inline).units
+    assert len(narrative_units(inline).units) == 3
+
+
+def _block(n: int, mae: float) -> dict:
+    cell = {"mae": {"value": mae, "ci_low": mae - 0.01, "ci_high": mae + 0.01}, "spearman": {"value": 0.5}}
+    dims = ("accuracy", "safety", "medical_groundedness", "clinical_coverage", "reasoning_coherence",
+            "description_precision", "overall")
+    return {"n": n, **{d: cell for d in dims}}
+
+
+def test_report_section_leads_with_transfer_and_labels_the_panel():
+    acc = {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 10}
+    clean = {d: 4.0 for d in ("accuracy", "safety", "medical_groundedness", "clinical_coverage",
+                              "reasoning_coherence", "description_precision")}
+    gen = {"real_text": True, "stress_source": "dermbench held-out expert references",
+           "overlap": {"all": {"sentence_share": 0.2, "narratives_all_seen": 1, "narratives": 9}},
+           "transfer": {"label": "real text", "evaluator": _block(5, 0.3)},
+           "heldout_wording": {"label": "held-out wording", "evaluator": _block(6, 0.25)},
+           "in_distribution": {"label": "in-distribution", "evaluator": _block(7, 0.15)},
+           "stress": {"evaluator": {"overall": {"accuracy": acc},
+                                    "wrong_conclusion": {"description": "wrong", "expect": "lower",
+                                                         "dimensions": ["accuracy"], "accuracy": acc}}},
+           "clean_references": {"evaluator": {**clean, "overall": 4.0, "needs_review_share": 0.1}}}
+    text = "\n".join(generalisation_section(gen))
+    assert "simulated panel" in text
+    assert text.index("real text") < text.index("held-out wording") < text.index("in-distribution")
+    assert "| wrong | lower accuracy | 0.50 (0.40-0.60) | 10 |" in text
+
+
+def test_monitor_scores_nothing_without_a_champion(tmp_path: Path):
+    from pipelines import monitor
+
+    gate = tmp_path / "gate.json"
+    gate.write_text(json.dumps({"model": "dermeval", "version": "1", "champion_after": None,
+                                "decision": {"passed": False, "reasons": ["overall mae 0.21 > 0.20"]}}))
+    summary = tmp_path / "summary.json"
+    code = monitor.main(["--params", str(Path(__file__).parents[2] / "params.yaml"), "--prepared", str(tmp_path),
+                         "--cache", str(tmp_path / "c.sqlite"), "--reports", str(tmp_path / "rep"),
+                         "--summary", str(summary), "--gate", str(gate)])
+    out = json.loads(summary.read_text())
+    assert code == 0 and out["evaluator_version"] is None and out["narratives_stored"] == 0
+    assert "failed the gate" in out["skipped"] and "0.21" in out["skipped"] and (tmp_path / "rep").is_dir()
