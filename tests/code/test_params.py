@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_repo_params_load():
     p = load_params(REPO / "params.yaml")
-    assert p.prepare.source == "dermsynth" and p.data.prepared == "data/prepared"
+    assert p.prepare.source == "auto" and p.data.prepared == "data/prepared"
 
 
 @pytest.mark.parametrize("text,key", [
