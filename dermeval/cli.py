@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -320,10 +321,23 @@ PARAMS_OPT = typer.Option(Path("params.yaml"), "--params", help="params.yaml wit
 JSON_OPT = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 
+@contextlib.contextmanager
+def _fail_closed():
+    """A registry that cannot be read is an error (exit 2), never an empty registry."""
+    from registry.mlflow_registry import TrackingUnavailable
+
+    try:
+        yield
+    except TrackingUnavailable as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
+
+
 @registry_app.command("status")
 def registry_status(params: Path = PARAMS_OPT, as_json: bool = JSON_OPT) -> None:
     """Champion, challenger and every version with its gate decision and deviation."""
-    st = _registry(params).status()
+    with _fail_closed():
+        st = _registry(params).status()
     if as_json:
         typer.echo(json.dumps(st, indent=2))
         return
@@ -359,7 +373,8 @@ def registry_promote(version: str = typer.Argument(..., help="The version to mak
     from registry.mlflow_registry import RegistryError
 
     try:
-        previous = _registry(params).promote(version, reason, by)
+        with _fail_closed():
+            previous = _registry(params).promote(version, reason, by)
     except RegistryError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(1) from None
@@ -375,7 +390,8 @@ def registry_rollback(reason: str = typer.Option(..., "--reason", help="Why (kep
     from registry.mlflow_registry import RegistryError
 
     try:
-        old, new = _registry(params).rollback(reason, by)
+        with _fail_closed():
+            old, new = _registry(params).rollback(reason, by)
     except RegistryError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(1) from None

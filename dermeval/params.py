@@ -124,6 +124,18 @@ class DimensionThresholds:
 
 
 @dataclass(frozen=True)
+class GeneralisationBounds:
+    """Gate bounds on the generalisation report (reports/generalisation.json); null turns a check off."""
+
+    stress_min: float | None = 0.90  # directional accuracy over the whole stress suite
+    stress_variant_min: float | None = 0.80  # ... and of every variant
+    transfer_overall_max: float | None = 0.15  # MAE on real text never seen (held-out DermSynth without it)
+    transfer_dimension_max: float | None = 0.30
+    heldout_wording_dimension_max: float | None = 0.30
+    clean_overall_min: float | None = 4.0  # mean overall score of the clean held-out expert references
+
+
+@dataclass(frozen=True)
 class GateParams:
     """When a new evaluator version may become champion (see registry/gate.py)."""
 
@@ -136,6 +148,7 @@ class GateParams:
     slice_min_n: int = 20  # smaller slices are reported, not gated
     regression_abs: float = 0.02  # allowed worsening vs the champion, absolute ...
     regression_rel: float = 0.10  # ... or relative to the champion's value, whichever is larger
+    generalisation: GeneralisationBounds = GeneralisationBounds()
 
     def __post_init__(self) -> None:
         from dermeval.metrics import METRICS

@@ -16,6 +16,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -144,11 +145,19 @@ def main(argv: list[str] | None = None) -> int:
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if mlflow.get_experiment_by_name(rp.experiment) is None:
-        mlflow.create_experiment(rp.experiment, artifact_location=Path(rp.artifact_root).resolve().as_uri())
-    mlflow.set_experiment(rp.experiment)
     registry = Registry(uri, rp.model_name, rp.audit_log)
-    seen = registry.version_of(CHAMPION)
+    try:
+        if mlflow.get_experiment_by_name(rp.experiment) is None:
+            mlflow.create_experiment(rp.experiment, artifact_location=Path(rp.artifact_root).resolve().as_uri())
+        mlflow.set_experiment(rp.experiment)
+        seen = registry.version_of(CHAMPION)
+    except TrackingUnavailable as exc:  # fail closed: an unreadable champion is not "no champion"
+        print(f"register: {exc}; nothing was logged or registered", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the server answered, but not as a tracking server should
+        print(f"register: cannot use MLflow at {masked(uri)}: {str(exc).strip().splitlines()[0]}; nothing was "
+              "logged or registered", file=sys.stderr)
+        return 2
     seen_champion = str(seen.version) if seen else None
     version = None
     commit = _git("rev-parse", "HEAD")
@@ -199,11 +208,21 @@ def main(argv: list[str] | None = None) -> int:
                                               "simulated": str(simulated), "git_commit": commit or "unknown"},
                                         model_id=getattr(info, "model_id", None))
             mlflow.set_tag("registered_version", version)
-            decision, note = registry.gate_and_promote(version, report, params.gate, seen_champion)
+            # `dvc exp run` sets DVC_EXP_NAME: an experiment registers a challenger with its verdict only.
+            gen_flat_path = reports / "generalisation.json"
+            gen_flat = json.loads(gen_flat_path.read_text("utf-8")) if gen_flat_path.is_file() else {}
+            decision, note = registry.gate_and_promote(version, report, params.gate, seen_champion,
+                                                       experiment=os.environ.get("DVC_EXP_NAME") or None,
+                                                       generalisation=gen_flat)
         except Exception as exc:
             if version is not None:  # best effort: no half-registered version; the original error matters
                 with contextlib.suppress(Exception):
                     registry.client.delete_model_version(rp.model_name, version)
+            if isinstance(exc, TrackingUnavailable):  # a known registry failure: the message, not a traceback
+                mlflow.end_run(status="FAILED")
+                print(f"register: {exc}; v{version} was not kept" if version else f"register: {exc}",
+                      file=sys.stderr)
+                return 2
             print(f"register: failed against {masked(uri)}: {type(exc).__name__}: {exc}", file=sys.stderr)
             raise
         mlflow.set_tags({"gate.decision": "passed" if decision.passed else "failed"})
@@ -211,12 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     gate = {"model": rp.model_name, "version": version, "run_id": run.info.run_id, "tracking_uri": masked(uri),
             "time": registry._now(), "decision": decision.to_dict(), "note": note, "simulated": simulated,
             "champion_after": str(after.version) if after else None,
+            "experiment": os.environ.get("DVC_EXP_NAME") or None,
             "metrics": {k: flat[k] for k in flat}}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "gate.json", gate)
     (out / "gate.md").write_text(gate_markdown(gate), "utf-8")
-    verdict = "promoted to champion" if decision.passed else "NOT promoted: " + "; ".join(decision.reasons)
+    verdict = ("promoted to champion" if decision.passed and (after and str(after.version) == version)
+               else "passed the gate, not promoted" if decision.passed
+               else "NOT promoted: " + "; ".join(decision.reasons))
     print(f"register: {rp.model_name} v{version} {verdict}" + (f" ({note})" if note else ""), file=sys.stderr)
     return 1 if args.strict and not decision.passed else 0
 

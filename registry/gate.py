@@ -8,7 +8,11 @@ champion's flat metrics; every threshold and the metric's direction come from th
 2. each dimension within its own bound (``dimension_max``);
 3. every slice of the chosen kinds with at least ``slice_min_n`` narratives within ``slice_max``;
 4. against the champion (when there is one): no dimension and not the overall score worse
-   by more than ``max(regression_abs, regression_rel x champion's value)``.
+   by more than ``max(regression_abs, regression_rel x champion's value)``;
+5. the generalisation report (``gate.generalisation``): stress-suite directional accuracy
+   overall and per variant, transfer and held-out wording deviation, the clean references'
+   mean. In the pipeline a missing report fails these checks: figures outside the training
+   data are required.
 
 The first version ever registered has no champion, so only checks 1-3 apply to it.
 """
@@ -55,8 +59,40 @@ def flat_metrics(report: dict[str, Any], metric: str = "mae") -> dict[str, float
     return out
 
 
+def generalisation_checks(gen: dict[str, float] | None, p: GateParams) -> list[Check]:
+    """Checks on the flat generalisation metrics (``gen_*``); every bound from ``gate.generalisation``.
+
+    ``None`` means the caller gates on the evaluation report alone (no checks); an empty mapping
+    (the pipeline found no report) fails every check: not measured is not passed.
+    """
+    if gen is None:
+        return []
+    b = p.generalisation
+    wanted: list[tuple[str, str, float | None, str]] = [
+        ("stress-suite directional accuracy", "gen_stress_accuracy", b.stress_min, ">="),
+        ("clean expert references, mean overall", "gen_clean_overall_mean", b.clean_overall_min, ">="),
+        ("transfer overall mae", "gen_transfer_overall_mae", b.transfer_overall_max, "<="),
+    ]
+    wanted += [(f"transfer {d} mae", f"gen_transfer_mae_{d}", b.transfer_dimension_max, "<=") for d in DIMENSIONS]
+    wanted += [(f"held-out wording {d} mae", f"gen_heldout_wording_mae_{d}", b.heldout_wording_dimension_max, "<=")
+               for d in DIMENSIONS]
+    variants = sorted(k for k in (gen or {}) if k.startswith("gen_stress_") and k != "gen_stress_accuracy")
+    wanted += [(f"stress {k.removeprefix('gen_stress_')} directional accuracy", k, b.stress_variant_min, ">=")
+               for k in variants]
+    checks = []
+    for name, key, bound, op in wanted:
+        if bound is None:
+            continue
+        value = (gen or {}).get(key)
+        if value is None or value != value:  # absent or NaN: not measured is not passed
+            checks.append(Check(f"{name} (not measured)", float("nan"), bound, op, False))
+            continue
+        checks.append(Check(name, float(value), bound, op, value <= bound if op == "<=" else value >= bound))
+    return checks
+
+
 def decide(report: dict[str, Any], p: GateParams, champion: dict[str, float] | None = None,
-           champion_version: str | None = None) -> Decision:
+           champion_version: str | None = None, generalisation: dict[str, float] | None = None) -> Decision:
     lower = p.direction == "lower"
     op = "<=" if lower else ">="
 
@@ -87,4 +123,5 @@ def decide(report: dict[str, Any], p: GateParams, champion: dict[str, float] | N
             bound = ref + slack if lower else ref - slack
             checks.append(Check(f"no regression vs champion v{champion_version}: {key}", v, bound, op,
                                 ok(v, bound)))
+    checks += generalisation_checks(generalisation, p)
     return Decision(all(c.passed for c in checks), checks, champion_version)

@@ -33,6 +33,12 @@ class TrackingUnavailable(RuntimeError):
     """The tracking server or database cannot be reached; nothing has been written."""
 
 
+def _absent(exc: Exception) -> bool:
+    """Whether an MLflow error says "no such model, version or alias" (and not "could not read")."""
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
+
+
 class RegistryError(RuntimeError):
     """A reviewer's request the registry cannot honour (unknown version, nothing to roll back to)."""
 
@@ -84,34 +90,47 @@ class Registry:
         self.lock_path = Path(self.audit_log).with_name(".registry.lock")
 
     # -- reading ---------------------------------------------------------------------------
-    def version_of(self, alias: str):
-        from mlflow.exceptions import MlflowException
+    def _unreadable(self, what: str, exc: Exception) -> TrackingUnavailable:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return TrackingUnavailable(f"cannot read {what} of registered model {self.model_name!r} from "
+                                   f"{masked(self.tracking_uri)}: {first}")
 
+    def version_of(self, alias: str):
+        """The version holding ``alias``; None only when the registry says there is none.
+
+        Fails closed: an error reading the registry (a server answering 503, a broken
+        database) raises :class:`TrackingUnavailable`, never reads as "no champion".
+        """
         try:
             return self.client.get_model_version_by_alias(self.model_name, alias)
-        except MlflowException:
-            return None
+        except Exception as exc:
+            if _absent(exc):
+                return None
+            raise self._unreadable(f"alias {alias!r}", exc) from None
 
     def version(self, version: str | int):
-        from mlflow.exceptions import MlflowException
-
         try:
             return self.client.get_model_version(self.model_name, str(version))
-        except MlflowException:
-            raise RegistryError(f"{self.model_name} has no version {version}") from None
+        except Exception as exc:
+            if _absent(exc):
+                raise RegistryError(f"{self.model_name} has no version {version}") from None
+            raise self._unreadable(f"version {version}", exc) from None
 
     def metrics_of(self, version) -> dict[str, float]:
         if not version or not version.run_id:
             return {}
-        return dict(self.client.get_run(version.run_id).data.metrics)
+        try:
+            return dict(self.client.get_run(version.run_id).data.metrics)
+        except Exception as exc:
+            raise self._unreadable(f"the metrics of v{version.version}", exc) from None
 
     def versions(self) -> list:
-        from mlflow.exceptions import MlflowException
-
         try:
             found = self.client.search_model_versions(f"name = '{self.model_name}'")
-        except MlflowException:
-            return []
+        except Exception as exc:
+            if _absent(exc):
+                return []
+            raise self._unreadable("the versions", exc) from None
         return sorted(found, key=lambda v: int(v.version))
 
     def status(self) -> dict[str, Any]:
@@ -178,11 +197,15 @@ class Registry:
         return datetime.now(UTC).isoformat(timespec="seconds")
 
     def gate_and_promote(self, version: str, report: dict[str, Any], params: GateParams,
-                         seen_champion: str | None = None, by: str | None = None) -> tuple[Decision, str | None]:
+                         seen_champion: str | None = None, by: str | None = None,
+                         experiment: str | None = None, generalisation: dict[str, float] | None = None,
+                         ) -> tuple[Decision, str | None]:
         """Gate ``version`` against the current champion and promote it if every check passes.
 
+        An ``experiment`` (``dvc exp run``) proposes, it does not promote: its verdict is recorded
+        and the champion stays; a reviewer promotes it with ``dermeval registry promote``.
         Returns the decision and, when the champion changed between ``seen_champion`` (what
-        the caller saw when it started) and now, a message saying so.
+        the caller saw when it started) and now, or for an experiment, a message saying so.
         """
         by = actor(by)
         with exclusive(self.lock_path):
@@ -193,14 +216,19 @@ class Registry:
                 before = "v" + seen_champion if seen_champion else "none"
                 note = (f"the champion moved from {before} to v{champ_v} while this run was working; "
                         f"v{version} was gated against v{champ_v}")
-            decision = decide(report, params, self.metrics_of(champ) if champ else None, champ_v)
+            decision = decide(report, params, self.metrics_of(champ) if champ else None, champ_v, generalisation)
             self._tag(version, {"gate.decision": "passed" if decision.passed else "failed",
                                 "gate.reasons": "; ".join(decision.reasons) or "all checks passed",
                                 "gate.champion_before": champ_v or "", "gate.by": by, "gate.time": self._now()})
             reason = ("gate passed" if decision.passed else "gate failed: " + "; ".join(decision.reasons))
+            if experiment:
+                self._tag(version, {"experiment": experiment})
+                note = (f"experiment {experiment!r}: verdict recorded, champion unchanged"
+                        + (f"; promote with `dermeval registry promote {version} --reason ...`"
+                           if decision.passed else ""))
             self._record("gate", version, by, reason, passed=decision.passed, champion_before=champ_v,
-                         checks=len(decision.checks), note=note)
-            if decision.passed:
+                         checks=len(decision.checks), note=note, experiment=experiment)
+            if decision.passed and not experiment:
                 self._move_champion(version, champ_v, by, "gate passed", "promote")
         return decision, note
 

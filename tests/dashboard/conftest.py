@@ -22,7 +22,8 @@ def populated_project(tiny_world, tmp_path_factory):
     proj = tmp_path_factory.mktemp("project")
     shutil.copyfile(REPO / "params.yaml", proj / "params.yaml")
     (proj / "reports").mkdir()
-    for name in ("metrics.json", "eval", "gate", "generalisation.json", "generalisation"):  # the pipeline reports tracked in the repository
+    # the pipeline reports tracked in the repository
+    for name in ("metrics.json", "eval", "gate", "generalisation.json", "generalisation"):
         src = REPO / "reports" / name
         if src.is_dir():
             shutil.copytree(src, proj / "reports" / name)

@@ -41,7 +41,10 @@ def test_dvc_repro_twice(tmp_path: Path):
     params["evaluate"].update(n_boot=20)
     # A 4-epoch model on 46 cases is poor: loose bounds so the first version passes on them.
     params["gate"].update(overall_max=5.0, slice_max=5.0,
-                          dimension_max=dict.fromkeys(params["gate"]["dimension_max"], 5.0))
+                          dimension_max=dict.fromkeys(params["gate"]["dimension_max"], 5.0),
+                          generalisation={"stress_min": 0.0, "stress_variant_min": 0.0, "transfer_overall_max": 5.0,
+                                          "transfer_dimension_max": 5.0, "heldout_wording_dimension_max": 5.0,
+                                          "clean_overall_min": 0.0})
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     dvc = str(Path(sys.executable).parent / "dvc")
     for cmd in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):
@@ -102,10 +105,17 @@ def test_dvc_repro_twice(tmp_path: Path):
     assert {"train", "evaluate"} <= set(changed) and "records.jsonl" in status.stdout, status.stdout
     records.write_text("\n".join(lines) + "\n")
 
-    # An experiment with another training param.
+    # An experiment with another training param, under bounds it passes: it still must not promote.
+    params["gate"]["overall_max"] = 5.0
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
     for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "tiny project"]):
         assert _run(cmd, work).returncode == 0
     exp = _run([dvc, "exp", "run", "-S", "train.epochs=3", "-n", "three-epochs"], work)
     assert exp.returncode == 0, exp.stderr[-2000:]
     shown = _run([dvc, "exp", "show", "--json"], work)
     assert shown.returncode == 0 and "three-epochs" in shown.stdout
+    # The experiment proposed a version with its verdict; it did not move the champion.
+    audit = [json.loads(x) for x in (work / "data/registry/audit.jsonl").read_text().splitlines()]
+    gates = [a for a in audit if a["event"] == "gate"]
+    assert gates[-1]["experiment"] == "three-epochs" and gates[-1]["version"] == "3" and gates[-1]["passed"]
+    assert [a["event"] for a in audit].count("promote") == 1 and audit[-1]["event"] == "gate"

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from dermeval.params import DimensionThresholds, GateParams, ParamsError, load_params
+from dermeval.schema import DIMENSIONS
 from registry.gate import decide
 from tests.registry.helpers import flat, make_report
 
@@ -69,3 +70,20 @@ def _params_file(tmp_path, **gate):
 def test_bad_gate_params_are_rejected_naming_the_key(tmp_path, change, message):
     with pytest.raises(ParamsError, match=message.replace(".", r"\.").replace("(", r"\(")):
         load_params(_params_file(tmp_path, **change))
+
+
+def test_generalisation_bounds_are_checks_and_a_missing_report_fails_them():
+    from registry.gate import decide
+
+    report = make_report(overall=0.10)
+    good = {"gen_stress_accuracy": 0.95, "gen_stress_wrong_conclusion": 0.9, "gen_clean_overall_mean": 4.3,
+            "gen_transfer_overall_mae": 0.12,
+            **{f"gen_transfer_mae_{d}": 0.2 for d in DIMENSIONS},
+            **{f"gen_heldout_wording_mae_{d}": 0.2 for d in DIMENSIONS}}
+    assert decide(report, GateParams(), generalisation=good).passed
+    weak_variant = {**good, "gen_stress_wrong_conclusion": 0.6}
+    d = decide(report, GateParams(), generalisation=weak_variant)
+    assert not d.passed and any("wrong_conclusion" in r and ">= 0.8" in r for r in d.reasons)
+    missing = decide(report, GateParams(), generalisation={})
+    assert not missing.passed and any("not measured" in r for r in missing.reasons)
+    assert decide(report, GateParams(), generalisation=None).passed  # gating on the evaluation report alone
