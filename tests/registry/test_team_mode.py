@@ -64,6 +64,8 @@ def _project(tmp: Path, trained: dict) -> Path:
         w.writerows(trained["history"])
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["gate"].update(overall_max=1.0, slice_max=2.0, dimension_max=dict.fromkeys(DIMENSIONS, 2.0))
+    # This project has no generalisation report: its bounds are switched off (null), not failed.
+    params["gate"]["generalisation"] = dict.fromkeys(params["gate"]["generalisation"], None)
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     return proj
 
