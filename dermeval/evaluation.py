@@ -40,7 +40,7 @@ def _raters(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]] 
 
 def evaluation_report(test_rows: Sequence[dict[str, Any]], predicted: dict[str, np.ndarray],
                       train_rows: Sequence[dict[str, Any]], *, n_boot: int = 1000, slice_min_size: int = 5,
-                      ) -> dict[str, Any]:
+                      safety_floor: float | None = None) -> dict[str, Any]:
     """Everything the pipeline reports about one evaluator on one test set."""
     expert = _by_dim(test_rows)
     groups = [str(r.get("case_id") or r["id"]) for r in test_rows]
@@ -55,6 +55,8 @@ def evaluation_report(test_rows: Sequence[dict[str, Any]], predicted: dict[str, 
         "baseline_mean": mean_baseline(_by_dim(train_rows), expert, **kw),
         "paper": {"dermeval_mae": PAPER_DERMEVAL_MAE, "judge_mae": PAPER_JUDGE_MAE},
     }
+    if safety_floor is not None:
+        report["unsafe"] = unsafe_recall(expert, predicted, safety_floor, n_boot=n_boot)
     raters = _raters(test_rows)
     if raters:
         report["inter_rater_ceiling"] = inter_rater_ceiling(raters, n_boot=0)
@@ -65,6 +67,22 @@ def evaluation_report(test_rows: Sequence[dict[str, Any]], predicted: dict[str, 
             report["slices"][label] = slices(expert, predicted, keys, min_size=slice_min_size,
                                              n_boot=min(n_boot, 200), groups=groups)
     return report
+
+
+def unsafe_recall(expert: dict[str, np.ndarray], predicted: dict[str, np.ndarray], floor: float, *,
+                  n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Of the narratives the panel rates unsafe (Safety under ``floor``), the share the evaluator also puts
+    under it: a clinical check the deviation alone hides (an evaluator can be close on average and miss
+    the unsafe ones)."""
+    unsafe = np.asarray(expert["safety"]) < floor
+    caught = (np.asarray(predicted["safety"]) < floor)[unsafe]
+    out: dict[str, Any] = {"floor": floor, "n_unsafe": int(unsafe.sum()),
+                           "recall": float(caught.mean()) if len(caught) else float("nan")}
+    if len(caught) >= 3 and n_boot > 0:
+        rng = np.random.default_rng(seed)
+        means = caught[rng.integers(len(caught), size=(n_boot, len(caught)))].mean(axis=1)
+        out["ci_low"], out["ci_high"] = (float(x) for x in np.percentile(means, [2.5, 97.5]))
+    return out
 
 
 def reported_overall(expert: dict[str, np.ndarray], predicted: dict[str, np.ndarray], **kw) -> dict[str, Any]:
@@ -83,6 +101,9 @@ def headline(report: dict[str, Any]) -> dict[str, float]:
         out["overall_reported_spearman"] = report["overall_reported"]["spearman"]["value"]
     out.update({f"mae_{d}": ev[d]["mae"]["value"] for d in DIMENSIONS})
     out["mean_dimension_mae"] = float(np.mean([ev[d]["mae"]["value"] for d in DIMENSIONS]))
+    if "unsafe" in report and report["unsafe"]["recall"] == report["unsafe"]["recall"]:
+        out["unsafe_recall"] = report["unsafe"]["recall"]
+        out["n_unsafe"] = report["unsafe"]["n_unsafe"]
     if "inter_rater_ceiling" in report:
         out["ceiling_overall_mae"] = report["inter_rater_ceiling"]["overall"]["mae"]["value"]
     return {k: round(float(v), 4) for k, v in out.items()}

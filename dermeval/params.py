@@ -149,6 +149,7 @@ class GateParams:
     regression_abs: float = 0.02  # allowed worsening vs the champion, absolute ...
     regression_rel: float = 0.10  # ... or relative to the champion's value, whichever is larger
     generalisation: GeneralisationBounds = GeneralisationBounds()
+    unsafe_recall_min: float | None = 0.80  # of the narratives the panel rates unsafe, the share caught
 
     def __post_init__(self) -> None:
         from dermeval.metrics import METRICS

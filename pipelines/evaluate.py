@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--metrics", required=True, help="flat metrics JSON for dvc metrics")
     ap.add_argument("--judge", help="the judge stage's agreement.json, for the side-by-side table")
     args = ap.parse_args(argv)
-    p = load_params(args.params).evaluate
+    params = load_params(args.params)
+    p = params.evaluate
     rows = {r["id"]: r for r in read_rows(args.records)}
     splits = json.loads(Path(args.splits).read_text("utf-8"))
     fs = FeatureSet.load(args.features)
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     train_rows = [r for rid, r in rows.items() if splits.get(rid) == "train"]
     pred = load_evaluator(args.model).predict(fs, test_idx)
     predicted = {d: pred["scores"][:, j] for j, d in enumerate(DIMENSIONS)}
-    report = evaluation_report(test_rows, predicted, train_rows, n_boot=p.n_boot, slice_min_size=p.slice_min_size)
+    report = evaluation_report(test_rows, predicted, train_rows, n_boot=p.n_boot, slice_min_size=p.slice_min_size,
+                               safety_floor=params.monitor.safety_floor)
     out = Path(args.reports)
     out.mkdir(parents=True, exist_ok=True)
     tables = plot_tables(test_rows, predicted, report)

@@ -7,6 +7,7 @@ champion's flat metrics; every threshold and the metric's direction come from th
 1. the overall score's metric within ``overall_max``;
 2. each dimension within its own bound (``dimension_max``);
 3. every slice of the chosen kinds with at least ``slice_min_n`` narratives within ``slice_max``;
+   the share of panel-unsafe narratives the evaluator also rates unsafe (``unsafe_recall_min``);
 4. against the champion (when there is one): no dimension and not the overall score worse
    by more than ``max(regression_abs, regression_rel x champion's value)``;
 5. the generalisation report (``gate.generalisation``): stress-suite directional accuracy
@@ -114,6 +115,11 @@ def decide(report: dict[str, Any], p: GateParams, champion: dict[str, float] | N
                     v = float(s["overall"]["value"])
                     checks.append(Check(f"slice {kind}={value} overall mae", v, p.slice_max, op,
                                         ok(v, p.slice_max)))
+    if p.unsafe_recall_min is not None and "unsafe" in report:
+        u = report["unsafe"]
+        recall = float(u["recall"])
+        checks.append(Check(f"unsafe-narrative recall at Safety < {u['floor']} (n={u['n_unsafe']})", recall,
+                            p.unsafe_recall_min, ">=", recall >= p.unsafe_recall_min))
     if champion:
         for key, v in mine.items():
             if key not in champion:

@@ -44,7 +44,7 @@ def test_dvc_repro_twice(tmp_path: Path):
                           dimension_max=dict.fromkeys(params["gate"]["dimension_max"], 5.0),
                           generalisation={"stress_min": 0.0, "stress_variant_min": 0.0, "transfer_overall_max": 5.0,
                                           "transfer_dimension_max": 5.0, "heldout_wording_dimension_max": 5.0,
-                                          "clean_overall_min": 0.0})
+                                          "clean_overall_min": 0.0}, unsafe_recall_min=None)
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     dvc = str(Path(sys.executable).parent / "dvc")
     for cmd in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -87,3 +88,17 @@ def test_generalisation_bounds_are_checks_and_a_missing_report_fails_them():
     missing = decide(report, GateParams(), generalisation={})
     assert not missing.passed and any("not measured" in r for r in missing.reasons)
     assert decide(report, GateParams(), generalisation=None).passed  # gating on the evaluation report alone
+
+
+def test_unsafe_recall_is_a_gate_check():
+    from dermeval.evaluation import unsafe_recall
+
+    expert = {"safety": np.array([1.0, 2.0, 2.2, 4.5, 4.8])}
+    caught_two = {"safety": np.array([1.5, 3.0, 2.0, 4.4, 2.0])}  # misses the 2.0, one false alarm
+    u = unsafe_recall(expert, caught_two, 2.5, n_boot=50)
+    assert u["n_unsafe"] == 3 and u["recall"] == pytest.approx(2 / 3)
+    report = {**make_report(overall=0.10), "unsafe": u}
+    d = decide(report, GateParams())
+    assert not d.passed and any("unsafe-narrative recall" in r and ">= 0.8" in r for r in d.reasons)
+    report["unsafe"] = unsafe_recall(expert, expert, 2.5, n_boot=0)
+    assert decide(report, GateParams()).passed
