@@ -86,6 +86,8 @@ def parse_jsonl_line(raw: bytes, name: str, lineno: int) -> dict[str, Any] | Row
     """One JSONL line (bytes, newline optional) as a JSON object, or the RowError saying why not."""
     if len(raw) > MAX_LINE_BYTES:
         return RowError(name, lineno, "<row>", f"row is {len(raw):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit")
+    if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (editors on Windows)
+        raw = raw[3:]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -94,9 +96,22 @@ def parse_jsonl_line(raw: bytes, name: str, lineno: int) -> dict[str, Any] | Row
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return RowError(name, lineno, "<row>", f"malformed JSON: {exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return RowError(name, lineno, "<row>", "JSON nested too deeply")
     if not isinstance(obj, dict):
         return RowError(name, lineno, "<row>", f"expected a JSON object, got {type(obj).__name__}")
+    if "\\u" in text.lower() and _has_lone_surrogate(obj):
+        return RowError(name, lineno, "<row>", "a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), "
+                                               "which is not text")
     return obj
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
@@ -146,8 +161,12 @@ def load_jsonl(
 
 
 def row_id(obj: dict[str, Any]) -> str | None:
+    """The row's id as a string: a non-empty string or an integer (``true`` and ``""`` are not ids)."""
     rid = obj.get("id")
-    return str(rid) if isinstance(rid, (str, int)) else None
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+        return None
+    rid = str(rid)
+    return rid if rid.strip() else None
 
 
 def check_text(value: object, what: str) -> str:

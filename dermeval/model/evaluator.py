@@ -145,17 +145,19 @@ class Evaluator:
         bar.update(len(records) - len(good))
         for start in range(0, len(good), chunk):
             part = good[start:start + chunk]
-            fs, errors = featurize([r for _, r in part], root, self.featurizer, progress=False, source=source)
+            # Featurised under their position, not their id: two rows sharing an id keep their own scores.
+            fs, errors = featurize([{**r, "id": str(j)} for j, (_, r) in enumerate(part)], root, self.featurizer,
+                                   progress=False, source=source)
             for e in errors:
-                k = part[e.line - 1][0]
-                out[k] = {"id": e.id, "error": f"{source}:{line_of[k]}: image: {e.message}"}
+                k, r = part[e.line - 1]
+                out[k] = {"id": r["id"], "error": f"{source}:{line_of[k]}: image: {e.message}"}
             pred = self.predict(fs, with_attention=True)
-            by_id = {fid: n for n, fid in enumerate(fs.ids)}
-            for k, r in part:
+            at = {fid: n for n, fid in enumerate(fs.ids)}
+            for j, (k, r) in enumerate(part):
                 if out[k] is None:
-                    n = by_id[r["id"]]
+                    n = at[str(j)]
                     units = narrative_units(r["diagnostic_text"]).units
-                    out[k] = self._row(fs, n, pred, n, units, decimals)
+                    out[k] = {**self._row(fs, n, pred, n, units, decimals), "id": r["id"]}
             bar.update(len(part))
         bar.close()
         return [r for r in out if r is not None]

@@ -128,3 +128,18 @@ def test_judge_output(tmp_path: Path):
     assert result.records[1].missing_metrics == [d for d in DIMENSIONS if d not in ("accuracy", "safety")]
     assert result.records[0].to_json()["scores"] == full
     assert {e.line for e in result.errors} == {3, 4}
+
+
+def test_bom_deep_nesting_lone_surrogates_and_non_ids(root: Path):
+    """A byte-order mark costs no row; nesting, lone surrogates, ``true`` and ``""`` as ids are row errors."""
+    bom_first = b"\xef\xbb\xbf" + json.dumps(_row(0)).encode()
+    lines = [bom_first, _row(1),
+             b'{"id": "deep", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+             b'{"id": "sur", "image": "ok.png", "diagnostic_text": "Plaques \\ud800 here.", "scores": '
+             + json.dumps(GOOD_SCORES).encode() + b"}",
+             _row(4, id=True), _row(5, id=""), _row(6, diagnostic_text="Pair \ud83d\ude00 is fine.")]
+    res = load_records(_write(root / "odd.jsonl", lines), image_root=root)
+    assert [r.id for r in res.records] == ["r0", "r1", "r6"]
+    by_line = {e.line: e.message for e in res.errors}
+    assert "nested too deeply" in by_line[3] and "surrogate" in by_line[4]
+    assert set(by_line) == {3, 4, 5, 6} and res.rows_in == 7

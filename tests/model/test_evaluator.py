@@ -147,6 +147,18 @@ def test_score_batch_bad_rows_in_order(trained, tmp_path):
     assert out[6]["overall"] == 0.0
 
 
+def test_duplicate_ids_in_one_chunk_keep_their_own_scores(trained):
+    """Rows sharing an id are scored as themselves (the pyfunc, REST and Spark paths score through here)."""
+    ev, root = trained["evaluator"], trained["root"]
+    a, b = trained["rows"][0], trained["rows"][11]
+    rows = [{"id": "same", "image": r["image"], "diagnostic_text": r["diagnostic_text"]} for r in (a, b)]
+    together = ev.score_batch(rows, root, progress=False)
+    alone = [ev.score_batch([r], root, progress=False)[0] for r in rows]
+    assert [r["id"] for r in together] == ["same", "same"]
+    assert [r["scores"] for r in together] == [r["scores"] for r in alone]
+    assert together[0]["scores"] != together[1]["scores"]
+
+
 def test_cli_score_batch(trained, tmp_path):
     root = trained["root"]
     src = tmp_path / "in.jsonl"
