@@ -18,6 +18,7 @@ from dermeval.metrics import (
     dimension_table,
     inter_rater_ceiling,
     mean_baseline,
+    mean_ci,
     overall_score,
     slices,
 )
@@ -75,14 +76,9 @@ def unsafe_recall(expert: dict[str, np.ndarray], predicted: dict[str, np.ndarray
     under it: a clinical check the deviation alone hides (an evaluator can be close on average and miss
     the unsafe ones)."""
     unsafe = np.asarray(expert["safety"]) < floor
-    caught = (np.asarray(predicted["safety"]) < floor)[unsafe]
-    out: dict[str, Any] = {"floor": floor, "n_unsafe": int(unsafe.sum()),
-                           "recall": float(caught.mean()) if len(caught) else float("nan")}
-    if len(caught) >= 3 and n_boot > 0:
-        rng = np.random.default_rng(seed)
-        means = caught[rng.integers(len(caught), size=(n_boot, len(caught)))].mean(axis=1)
-        out["ci_low"], out["ci_high"] = (float(x) for x in np.percentile(means, [2.5, 97.5]))
-    return out
+    caught = mean_ci(np.asarray(predicted["safety"])[unsafe] < floor, n_boot, seed)
+    return {"floor": floor, "n_unsafe": caught["n"], "recall": caught["value"],
+            "ci_low": caught["ci_low"], "ci_high": caught["ci_high"]}
 
 
 def reported_overall(expert: dict[str, np.ndarray], predicted: dict[str, np.ndarray], **kw) -> dict[str, Any]:

@@ -34,20 +34,6 @@ def sentence_overlap(train_texts: Iterable[str], test_texts: Sequence[str]) -> d
             "narratives": len(test_texts), "narratives_all_seen": int(all_seen)}
 
 
-def mean_ci(values: Sequence[float] | np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
-    """Mean with a bootstrap 95% CI (NaN bounds for fewer than three values)."""
-    v = np.asarray(values, float)
-    if len(v) == 0:
-        return {"value": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
-    out = {"value": float(v.mean()), "n": int(len(v))}
-    if len(v) < 3 or n_boot <= 0:
-        return {**out, "ci_low": float("nan"), "ci_high": float("nan")}
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(len(v), size=(n_boot, len(v)))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return {**out, "ci_low": float(lo), "ci_high": float(hi)}
-
-
 def directional_pass(delta: np.ndarray, expect: str, dims: Sequence[str], *, lower_by: float, neutral_up: float,
                      same_within: float) -> np.ndarray:
     """Per row, whether a variant's score change (variant - clean, shape (n, 6)) goes the required way.

@@ -131,6 +131,20 @@ def agreement(y: Sequence[float] | Array, p: Sequence[float] | Array, *, n_boot:
     return out
 
 
+def mean_ci(values: Sequence[float] | np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Mean with a bootstrap 95% CI (NaN bounds for fewer than three values)."""
+    v = np.asarray(values, float)
+    if len(v) == 0:
+        return {"value": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
+    out = {"value": float(v.mean()), "n": int(len(v))}
+    if len(v) < 3 or n_boot <= 0:
+        return {**out, "ci_low": float("nan"), "ci_high": float("nan")}
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(len(v), size=(n_boot, len(v)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {**out, "ci_low": float(lo), "ci_high": float(hi)}
+
+
 def overall_score(scores: Mapping[str, Array]) -> np.ndarray:
     """The overall score of each row: the mean of the six dimensions."""
     return np.mean([np.asarray(scores[d], float) for d in DIMENSIONS], axis=0)

@@ -41,10 +41,6 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SPLIT.split(text) if s and s.strip()]
 
 
-def join(parts: list[str]) -> str:
-    return " ".join(p for p in parts if p)
-
-
 def is_marker(s: str) -> bool:
     return s in ("<think>", "</think>")
 
@@ -110,6 +106,11 @@ def pieces(text: str) -> tuple[str, list[Piece]]:
     return lead, out
 
 
+def clone(parts: list[Piece]) -> list[Piece]:
+    """A copy an edit may change without touching the original pieces."""
+    return [Piece(p.text, p.sep) for p in parts]
+
+
 def render(lead: str, parts: list[Piece]) -> str:
     return lead + "".join(p.text + p.sep for p in parts)
 
@@ -132,7 +133,7 @@ def drop(parts: list[Piece], indices: set[int] | list[int]) -> list[Piece]:
 
 def insert(parts: list[Piece], at: int, sentence: str) -> list[Piece]:
     """Insert a sentence before ``parts[at]``, inside the paragraph of the piece before it."""
-    out = [Piece(p.text, p.sep) for p in parts]
+    out = clone(parts)
     if at <= 0 or not out:
         return [Piece(sentence, " ")] + out
     prev = out[at - 1]

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 
 from dermeval.evaluation import evaluation_report, headline, plot_tables, side_by_side
-from dermeval.formats.common import read_rows
+from dermeval.formats.common import read_rows, write_csv
 from dermeval.model.data import FeatureSet
 from dermeval.model.evaluator import load_evaluator
 from dermeval.params import load_params
 from dermeval.schema import DIMENSIONS
-
-
-def _csv(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["empty"])
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                        judge_n_test=jh["n_test"])
     (out / "agreement.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     for name, table in tables.items():
-        _csv(out / f"{name}.csv", table)
+        write_csv(out / f"{name}.csv", table)
     Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
     Path(args.metrics).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print("evaluate (simulated panel): " + ", ".join(f"{k}={v}" for k, v in metrics.items()), file=sys.stderr)

@@ -11,7 +11,6 @@ references and say so. All ratings are the simulated panel's.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import sys
@@ -21,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from dermeval.formats.common import iter_jsonl, read_rows, write_json
-from dermeval.generalisation import agreement_block, directional_pass, flat_agreement, mean_ci, sentence_overlap
+from dermeval.formats.common import iter_jsonl, read_rows, write_csv, write_json
+from dermeval.generalisation import agreement_block, directional_pass, flat_agreement, sentence_overlap
+from dermeval.metrics import mean_ci
 from dermeval.model.data import FeatureSet, featurize
 from dermeval.model.evaluator import load_evaluator
 from dermeval.params import GeneraliseParams, load_params
@@ -38,6 +38,11 @@ def _ranked(ids: set[str], seed: int, n: int) -> list[str]:
     return sorted(ids, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).digest())[:n]
 
 
+def _diagnosis(case: dict[str, Any]) -> str:
+    """The diagnosis a case's reference concludes on (the expert's own words for DermBench)."""
+    return case.get("expert_diagnosis") or case["diagnosis"]
+
+
 def held_out_cases(prepared: Path, records: list[dict], splits: dict[str, str], p: GeneraliseParams
                    ) -> dict[str, list[st.HeldOutCase]]:
     """Up to ``p.max_cases`` test-split cases per source, with the context an operator needs."""
@@ -51,14 +56,15 @@ def held_out_cases(prepared: Path, records: list[dict], splits: dict[str, str], 
         if source not in test_ids:
             continue
         rows = {c["id"]: c for _, c in iter_jsonl(prepared / source / "cases.jsonl")}
-        pool: dict[str, list[str]] = {}
+        names: dict[str, set[str]] = {}
         for c in rows.values():
-            pool.setdefault(c["category"], []).append(c.get("expert_diagnosis") or c["diagnosis"])
+            names.setdefault(c["category"], set()).add(_diagnosis(c))
+        pool = {k: sorted(v) for k, v in names.items()}
         cases = []
         for cid in _ranked(test_ids[source], p.seed, p.max_cases):
             c, rng = rows[cid], st.case_rng(p.seed, cid, "context")
             ctx = (context_for(catalogue.by_id[c["condition_id"]], catalogue, rng) if source == "dermsynth"
-                   else case_context(SimpleNamespace(**c), {k: sorted(set(v)) for k, v in pool.items()}, rng))
+                   else case_context(SimpleNamespace(**c), pool, rng))
             cases.append(st.HeldOutCase(cid, source, c["category"], f"{source}/{c['image']}",
                                         c["reference_text"], ctx))
         out[source] = cases
@@ -66,13 +72,13 @@ def held_out_cases(prepared: Path, records: list[dict], splits: dict[str, str], 
 
 
 class Scorer:
-    """DermEval and (when fitted) the offline judge on rows built here, through the shared feature cache."""
+    """DermEval and the offline judge (given its calibration) on rows built here, through the shared feature cache."""
 
     def __init__(self, model: str, cache: str, judge_path: str | None, prepared: Path) -> None:
         self.evaluator = load_evaluator(model, cache=cache)
         self.prepared = prepared
         self.judge = None
-        if judge_path and Path(judge_path).is_file() and "weights" in Path(judge_path).read_text("utf-8"):
+        if judge_path:
             from dermeval.judge.local import Calibration, LocalJudge
 
             self.judge = LocalJudge(self.evaluator.featurizer, Calibration.load(judge_path))
@@ -126,13 +132,6 @@ def clean_report(scores: np.ndarray, sigma: np.ndarray | None, threshold: float)
     return out
 
 
-def _csv(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["empty"])
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def _stored_predictions(records: list[dict], splits: dict[str, str], features: str, scorer: Scorer
                         ) -> dict[str, tuple[list[dict], np.ndarray]]:
     """The test split's own narratives per source, scored from the stored feature set."""
@@ -140,21 +139,19 @@ def _stored_predictions(records: list[dict], splits: dict[str, str], features: s
     by_id = {r["id"]: r for r in records}
     idx = [i for i, rid in enumerate(fs.ids) if splits.get(rid) == "test"]
     scores = scorer.evaluator.predict(fs, idx)["scores"]
-    out: dict[str, tuple[list[dict], list[int]]] = {}
-    for k, i in enumerate(idx):
-        row = by_id[fs.ids[i]]
-        out.setdefault(row.get("source", "dermsynth"), ([], []))
-        out[row.get("source", "dermsynth")][0].append(row)
-        out[row.get("source", "dermsynth")][1].append(k)
-    return {s: (rows, scores[ks]) for s, (rows, ks) in out.items()}
+    rows = [by_id[fs.ids[i]] for i in idx]
+    sources = np.array([r.get("source", "dermsynth") for r in rows])
+    return {s: ([r for r, keep in zip(rows, sources == s, strict=True) if keep], scores[sources == s])
+            for s in sorted(set(sources))}
 
 
-def build_report(args: argparse.Namespace, p: GeneraliseParams, review_threshold: float | None = None
-                 ) -> dict[str, Any]:
+def build_report(args: argparse.Namespace, p: GeneraliseParams, review_threshold: float | None = None,
+                 judge: str | None = None) -> dict[str, Any]:
+    """The whole report; ``judge`` is the offline judge's calibration (None: no judge figures)."""
     prepared = Path(args.prepared)
     records = read_rows(args.records)
     splits = json.loads(Path(args.splits).read_text("utf-8"))
-    scorer = Scorer(args.model, args.cache, args.judge, prepared)
+    scorer = Scorer(args.model, args.cache, judge, prepared)
     threshold = review_threshold or scorer.evaluator.review_threshold
     cases = held_out_cases(prepared, records, splits, p)
     real = "dermbench" in cases
@@ -187,15 +184,15 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, review_threshold
         "judge": _judge_block(scorer, held_rows, refs, dx, p)}
     if real:
         db_rows, db_scores = stored["dermbench"]
+        db_cases = [c for _, c in iter_jsonl(prepared / "dermbench" / "cases.jsonl")]
         report["transfer"] = {"label": "real DermBench expert text, cases never seen in training",
                               "evaluator": agreement_block(db_rows, db_scores, p.n_boot),
-                              "judge": _judge_block(scorer, db_rows, _db_refs(prepared), _db_dx(prepared), p)}
-    else:
-        ds_held = [r for k, r in enumerate(held_rows) if r["source"] == "dermsynth"]
+                              "judge": _judge_block(scorer, db_rows, {c["id"]: c["reference_text"] for c in db_cases},
+                                                    {c["id"]: _diagnosis(c) for c in db_cases}, p)}
+    else:  # every held-out case is a DermSynth one here
         report["transfer"] = {"label": "no DermBench release: held-out DermSynth references with held-out "
                                        "wording families stand in (not real text)",
-                              "evaluator": agreement_block(ds_held, held_scores[[r["source"] == "dermsynth"
-                                                                                 for r in held_rows]], p.n_boot)}
+                              "evaluator": report["heldout_wording"]["evaluator"]}
     rows = st.stress_rows(stress_cases, p.seed)
     rows, scores, sigma = scorer.dermeval(rows)
     clean = np.array([r["variant"] == "clean" for r in rows])
@@ -213,15 +210,6 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, review_threshold
     return report
 
 
-def _db_refs(prepared: Path) -> dict[str, str]:
-    return {c["id"]: c["reference_text"] for _, c in iter_jsonl(prepared / "dermbench" / "cases.jsonl")}
-
-
-def _db_dx(prepared: Path) -> dict[str, str]:
-    return {c["id"]: c.get("expert_diagnosis") or c["diagnosis"]
-            for _, c in iter_jsonl(prepared / "dermbench" / "cases.jsonl")}
-
-
 def _judge_block(scorer: Scorer, rows: list[dict], refs: dict[str, str], dx: dict[str, str],
                  p: GeneraliseParams) -> dict[str, Any] | None:
     rows = [r for r in rows if r.get("case_id") in refs]
@@ -237,14 +225,11 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
         if s in report["overlap"]:
             out[f"overlap_sentence_share_{s}"] = report["overlap"][s]["sentence_share"]
     out.update(flat_agreement("indist", report["in_distribution"]["evaluator"]))
-    out.update(flat_agreement("heldout_wording", report["heldout_wording"]["evaluator"]))
-    out.update(flat_agreement("transfer", report["transfer"]["evaluator"]))
-    for who in ("evaluator", "judge"):
-        tag = "" if who == "evaluator" else "judge_"
-        if report["heldout_wording"].get(who) and who == "judge":
-            out.update(flat_agreement("judge_heldout_wording", report["heldout_wording"]["judge"]))
-        if report["transfer"].get(who) and who == "judge":
-            out.update(flat_agreement("judge_transfer", report["transfer"]["judge"]))
+    for key in ("heldout_wording", "transfer"):
+        out.update(flat_agreement(key, report[key]["evaluator"]))
+        if report[key].get("judge"):
+            out.update(flat_agreement(f"judge_{key}", report[key]["judge"]))
+    for who, tag in (("evaluator", ""), ("judge", "judge_")):
         stress = report["stress"].get(who)
         if stress:
             out[f"{tag}stress_accuracy"] = stress["overall"]["accuracy"]["value"]
@@ -272,14 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--metrics", required=True, help="flat metrics JSON for dvc metrics")
     args = ap.parse_args(argv)
     params = load_params(args.params)
-    report = build_report(args, params.generalise, params.train.review_threshold)
+    judge = args.judge if params.judge.backend == "local" and args.judge and Path(args.judge).is_file() else None
+    report = build_report(args, params.generalise, params.train.review_threshold, judge)
     out = Path(args.reports)
     out.mkdir(parents=True, exist_ok=True)
     table = report.pop("stress_table")
     write_json(out / "report.json", report)
     (out / "report.md").write_text("\n".join(generalisation_section(report)) + "\n", "utf-8")
-    _csv(out / "stress_scores.csv", table)
-    _csv(out / "stress_accuracy.csv", [
+    write_csv(out / "stress_scores.csv", table)
+    write_csv(out / "stress_accuracy.csv", [
         {"variant": k, "dermeval": round(v["accuracy"]["value"], 4),
          "judge": round(report["stress"].get("judge", {}).get(k, {}).get("accuracy", {}).get("value", float("nan")),
                         4)} for k, v in report["stress"]["evaluator"].items()])

@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     judge = json.loads(judge_path.read_text("utf-8")) if judge_path.is_file() else None
     gen_path = reports / "generalisation" / "report.json"
     generalisation = json.loads(gen_path.read_text("utf-8")) if gen_path.is_file() else None
+    # The flat figures feed MLflow and the gate; without them the gate's generalisation checks fail.
+    gen_flat_path = reports / "generalisation.json"
+    gen_flat = json.loads(gen_flat_path.read_text("utf-8")) if gen_flat_path.is_file() else {}
     meta = Evaluator.load(args.model).meta
     prepared = Path(params.data.prepared) / "manifest.json"
     data_manifest = json.loads(prepared.read_text("utf-8")) if prepared.is_file() else {}
@@ -179,10 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics = agreement_metrics(report, judge)
             flat = json.loads((reports / "metrics.json").read_text("utf-8"))
             metrics.update({k: float(v) for k, v in flat.items()})
-            if (reports / "generalisation.json").is_file():
-                metrics.update({k: float(v) for k, v in
-                                json.loads((reports / "generalisation.json").read_text("utf-8")).items()
-                                if v == v})  # NaN (a set that could not be built) is left out
+            metrics.update({k: float(v) for k, v in gen_flat.items() if v == v})  # NaN: a set not built
             keys = sorted(metrics)
             for start in range(0, len(keys), 500):
                 mlflow.log_metrics({k: metrics[k] for k in keys[start:start + 500]})
@@ -209,8 +209,6 @@ def main(argv: list[str] | None = None) -> int:
                                         model_id=getattr(info, "model_id", None))
             mlflow.set_tag("registered_version", version)
             # `dvc exp run` sets DVC_EXP_NAME: an experiment registers a challenger with its verdict only.
-            gen_flat_path = reports / "generalisation.json"
-            gen_flat = json.loads(gen_flat_path.read_text("utf-8")) if gen_flat_path.is_file() else {}
             decision, note = registry.gate_and_promote(version, report, params.gate, seen_champion,
                                                        experiment=os.environ.get("DVC_EXP_NAME") or None,
                                                        generalisation=gen_flat)

@@ -77,14 +77,14 @@ def generalisation_checks(gen: dict[str, float] | None, p: GateParams) -> list[C
     wanted += [(f"transfer {d} mae", f"gen_transfer_mae_{d}", b.transfer_dimension_max, "<=") for d in DIMENSIONS]
     wanted += [(f"held-out wording {d} mae", f"gen_heldout_wording_mae_{d}", b.heldout_wording_dimension_max, "<=")
                for d in DIMENSIONS]
-    variants = sorted(k for k in (gen or {}) if k.startswith("gen_stress_") and k != "gen_stress_accuracy")
+    variants = sorted(k for k in gen if k.startswith("gen_stress_") and k != "gen_stress_accuracy")
     wanted += [(f"stress {k.removeprefix('gen_stress_')} directional accuracy", k, b.stress_variant_min, ">=")
                for k in variants]
     checks = []
     for name, key, bound, op in wanted:
         if bound is None:
             continue
-        value = (gen or {}).get(key)
+        value = gen.get(key)
         if value is None or value != value:  # absent or NaN: not measured is not passed
             checks.append(Check(f"{name} (not measured)", float("nan"), bound, op, False))
             continue

@@ -7,6 +7,7 @@ with a :class:`RowError` naming the file, line and field, so that
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -193,6 +194,14 @@ def write_jsonl(path: Path | str, rows: Iterator[dict[str, Any]] | list[dict[str
 def write_json(path: Path | str, obj: Any) -> None:
     """Write one JSON document, indented and key-sorted (byte-stable for the same object)."""
     Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_csv(path: Path | str, rows: list[dict[str, Any]]) -> None:
+    """Write rows as CSV with the first row's keys as the header (a lone ``empty`` column for none)."""
+    with Path(path).open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["empty"])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def read_rows(path: Path | str) -> list[dict[str, Any]]:

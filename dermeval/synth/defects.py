@@ -62,7 +62,6 @@ def _strength(rng: Rng) -> float:
 
 
 Parts = list[tx.Piece]
-Result = tuple[Parts, float] | None
 
 
 def _bold(parts: Parts, i: int, name: str) -> str:
@@ -76,7 +75,7 @@ _LINE_HEAD = re.compile(r"^\s*((\d+\.|[-•*])\s+)?")
 def _replace(parts: Parts, i: int, text: str, cue: re.Pattern[str] | None = None) -> Parts:
     """Put ``text`` in place of sentence ``i``; in a multi-line piece only the line with ``cue`` is
     replaced, keeping its indent and list marker, so the layout around the edit survives."""
-    out = [tx.Piece(p.text, p.sep) for p in parts]
+    out = tx.clone(parts)
     lines = out[i].text.split("\n")
     hits = [k for k, line in enumerate(lines) if cue is not None and cue.search(line)]
     k = hits[-1] if hits else len(lines) - 1
@@ -98,7 +97,7 @@ def _wrong_diagnosis(parts, ctx, rng, family):
     name = re.compile(re.escape(ctx.diagnosis), re.I)
     if not name.search(parts[i].text):
         return None
-    out = [tx.Piece(p.text, p.sep) for p in parts]
+    out = tx.clone(parts)
     # Swap the name where it stands: the wording stays the narrative's own, so only the
     # content (which diagnosis) betrays the error.
     for k in range(len(out)) if family == "swap_throughout" else [i]:
