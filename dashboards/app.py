@@ -110,7 +110,8 @@ def overview() -> None:
         st.info(gate.message)
     else:
         verdict = "passed" if gate["decision"]["passed"] else "failed"
-        st.markdown(f"**v{gate['version']}**: gate {verdict}; champion after: v{gate['champion_after']}")
+        after = f"v{gate['champion_after']}" if gate["champion_after"] else "none (nothing has passed the gate)"
+        st.markdown(f"**v{gate['version']}**: gate {verdict}; champion after: {after}")
         for reason in gate["decision"]["reasons"]:
             st.markdown(f"- {reason}")
     st.subheader("Open alerts")

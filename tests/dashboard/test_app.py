@@ -27,6 +27,9 @@ def test_overview_and_registry_show_the_champion_and_alerts(populated_project, m
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Champion"] == "v1"
+    gate = json.loads((populated_project / "reports/gate/gate.json").read_text())
+    after = f"champion after: v{gate['champion_after']}" if gate["champion_after"] else "champion after: none"
+    assert after in texts(at) and "vNone" not in texts(at)
     engine = open_store(f"sqlite:///{populated_project}/data/store/dermeval.db")
     assert metrics["Open alerts"] == str(len(queries.open_alerts(engine)))
     at = page_run(monkeypatch, populated_project, "Registry")
