@@ -67,9 +67,15 @@ class SplitParams:
 
 @dataclass(frozen=True)
 class TrainParams(TrainConfig):
-    """The ``train`` section: every TrainConfig field plus the review threshold of the saved model."""
+    """The ``train`` section: every TrainConfig field plus the saved model's review rules."""
 
-    review_threshold: float = 0.6  # needs_review when any dimension's uncertainty exceeds this
+    review_threshold: float | None = None  # needs_review when any dimension's uncertainty exceeds this ...
+    review_share: float = 0.1   # ... or, when null, the level only this share of the calibration split passes
+    ood_quantile: float = 0.99  # out_of_distribution: farther from the training data than this share of calib
+
+    def __post_init__(self) -> None:
+        if not 0 < self.review_share < 1 or not 0.5 <= self.ood_quantile < 1:
+            raise ParamsError("train: review_share must be in (0, 1) and ood_quantile in [0.5, 1)")
 
 
 @dataclass(frozen=True)

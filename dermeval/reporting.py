@@ -116,15 +116,38 @@ def generalisation_section(gen: dict[str, Any]) -> list[str]:
         lines.append(f"| {'DermEval' if who == 'evaluator' else 'offline judge'} | "
                      + " | ".join(f"{c[d]:.2f}" for d in DIMENSIONS) + f" | {c['overall']:.2f} | "
                      + (f"{share:.0%}" if share is not None else "n/a") + " |")
-    held = gen["heldout_wording"]["evaluator"]
-    if held.get("n"):
-        lines += ["", "| held-out wording, MAE per dimension | " + " | ".join(TITLES[d] for d in DIMENSIONS) + " |",
-                  "|---" * (len(DIMENSIONS) + 1) + "|"]
+    lines += ["", "| MAE per dimension | " + " | ".join(TITLES[d] for d in DIMENSIONS) + " |",
+              "|---" * (len(DIMENSIONS) + 1) + "|"]
+    for key, label in (("transfer", "real DermBench text"), ("heldout_wording", "held-out wording")):
         for who in ("evaluator", "judge"):
-            b = gen["heldout_wording"].get(who)
+            b = gen[key].get(who)
             if b and b.get("n"):
-                lines.append(f"| {'DermEval' if who == 'evaluator' else 'offline judge'} | "
+                lines.append(f"| {label}: {'DermEval' if who == 'evaluator' else 'offline judge'} | "
                              + " | ".join(f"{b[d]['mae']['value']:.3f}" for d in DIMENSIONS) + " |")
+    depth = gen.get("out_of_depth")
+    if depth:
+        lines += ["", "| out of its depth | n | needs_review | out_of_distribution | big errors (a dimension off "
+                  "by > 1.0) | of them flagged |", "|---|---|---|---|---|---|"]
+        for b in depth:
+            share = b["big_errors_flagged_share"]
+            lines.append(f"| {b['set']} | {b['n']} | {b['needs_review_share']:.0%} | "
+                         f"{b['out_of_distribution_share']:.0%} | {b['big_errors']} | "
+                         + (f"{share:.0%}" if share is not None else "n/a") + " |")
+    crit = gen.get("critique")
+    if crit:
+        sc, tc, dx = crit["stress_claims"], crit["test_claims"], crit["diagnosis_check"]
+        parts = []
+        if sc["precision"]:
+            parts.append(f"on the stress suite {sc['precision']['value']:.2f} ({sc['n']} claims)")
+        if tc["precision"]:
+            parts.append(f"on the test splits' recorded defects {tc['precision']['value']:.2f} ({tc['n']} claims)")
+        lines += ["", "Critique: precision of its \"Detected:\" claims " + ("; ".join(parts) or "n/a (no claims)")
+                  + ". Diagnosis check (conclusion vs image and findings): "
+                  + (f"precision {dx['precision']:.2f} of {dx['n_flagged']} flagged" if dx["precision"] is not None
+                     else "nothing flagged")
+                  + "; caught " + ", ".join(f"{k} {v:.0%}" for k, v in dx["recall"].items())
+                  + f"; clean references flagged {dx['clean_flagged_share']:.0%}. Distinct sentences quoted "
+                  f"across the six dimensions: {crit['distinct_evidence_mean']:.1f} of 6 on average."]
     overlap = gen["overlap"]
     lines += ["", "Test sentences found word for word in the training split: " + ", ".join(
         f"{k} {v['sentence_share']:.1%} ({v['narratives_all_seen']} of {v['narratives']} narratives entirely)"

@@ -23,6 +23,7 @@ import numpy as np
 from dermeval.formats.common import iter_jsonl, read_rows, write_csv, write_json
 from dermeval.generalisation import agreement_block, directional_pass, flat_agreement, sentence_overlap
 from dermeval.metrics import mean_ci
+from dermeval.model.critique import MISMATCH_THRESHOLD, claimed
 from dermeval.model.data import FeatureSet, featurize
 from dermeval.model.evaluator import load_evaluator
 from dermeval.params import GeneraliseParams, load_params
@@ -83,15 +84,24 @@ class Scorer:
 
             self.judge = LocalJudge(self.evaluator.featurizer, Calibration.load(judge_path))
 
-    def dermeval(self, rows: list[dict]) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    def dermeval(self, rows: list[dict]) -> tuple[list[dict], dict[str, np.ndarray]]:
+        """The rows that could be scored and, aligned with them, the evaluator's outputs
+        (scores, sigma, needs_review, novelty, defect_probs, match, evidence)."""
         fs, errors = featurize(rows, self.prepared, self.evaluator.featurizer, progress=True, source="generalise")
         for e in errors:
             print(f"generalise: {e}", file=sys.stderr)
-        pred = self.evaluator.predict(fs)
-        kept = {i: k for k, i in enumerate(fs.ids)}
+        return self._aligned(fs, rows, np.arange(len(fs)))
+
+    def _aligned(self, fs: FeatureSet, rows: list[dict], idx: np.ndarray) -> tuple[list[dict], dict[str, np.ndarray]]:
+        pred = self.evaluator.predict(fs, idx, with_attention=True)
+        pred["needs_review"] = self.evaluator.review_flags(pred)
+        # The sentence each dimension's critique quotes first ("Driven most by").
+        pred["evidence"] = np.array([[int(np.argmax(a[j])) if a.shape[1] else -1 for j in range(len(DIMENSIONS))]
+                                     for a in pred.pop("attention")])
+        kept = {fs.ids[i]: k for k, i in enumerate(idx)}
         rows = [r for r in rows if r["id"] in kept]
         order = [kept[r["id"]] for r in rows]
-        return rows, pred["scores"][order], pred["sigma"][order]
+        return rows, {k: v[order] for k, v in pred.items()}
 
     def judged(self, rows: list[dict], references: dict[str, str], diagnoses: dict[str, str]) -> np.ndarray | None:
         if self.judge is None or not rows:
@@ -123,36 +133,110 @@ def stress_report(rows: list[dict], scores: np.ndarray, p: GeneraliseParams) -> 
     return out
 
 
-def clean_report(scores: np.ndarray, sigma: np.ndarray | None, threshold: float) -> dict[str, Any]:
+def clean_report(scores: np.ndarray, pred: dict[str, np.ndarray] | None, keep: np.ndarray | None
+                 ) -> dict[str, Any]:
+    """Mean scores of clean references; with the evaluator's outputs also how many it flags."""
     out = {d: round(float(scores[:, j].mean()), 4) for j, d in enumerate(DIMENSIONS)}
     out["overall"] = round(float(scores.mean()), 4)
     out["n"] = int(len(scores))
-    if sigma is not None:
-        out["needs_review_share"] = round(float((sigma.max(axis=1) > threshold).mean()), 4)
+    if pred is not None:
+        out["needs_review_share"] = round(float(pred["needs_review"][keep].mean()), 4)
+        if "novelty" in pred:
+            out["out_of_distribution_share"] = round(float((pred["novelty"][keep].max(1) > 1).mean()), 4)
     return out
 
 
+BIG_ERROR = 1.0  # a dimension score this far from the panel is a big error
+
+
+def out_of_depth_report(sets: list[tuple[list[dict], dict[str, np.ndarray], str]]) -> list[dict[str, Any]]:
+    """Per test set: the share flagged (needs_review, out_of_distribution) and the share of big
+    errors (a dimension off by more than BIG_ERROR) whose narrative was flagged."""
+    out = []
+    for rows, pred, label in sets:
+        if not rows:
+            continue
+        truth = np.array([[r["scores"][d] for d in DIMENSIONS] for r in rows], np.float32)
+        big = np.abs(pred["scores"] - truth) > BIG_ERROR
+        flagged = pred["needs_review"]
+        ood = pred["novelty"].max(1) > 1 if "novelty" in pred else np.zeros(len(rows), bool)
+        per_score = np.broadcast_to(flagged[:, None], big.shape)[big]  # one entry per big-error dimension score
+        out.append({"set": label, "n": len(rows), "needs_review_share": round(float(flagged.mean()), 4),
+                    "out_of_distribution_share": round(float(ood.mean()), 4),
+                    "big_errors": int(big.sum()),
+                    "big_errors_flagged_share": round(float(per_score.mean()), 4) if big.any() else None})
+    return out
+
+
+# What a "Detected:" claim may truthfully say about a stress row of each variant.
+TRUE_CLAIMS = {"clean": set(), "layout_only": set(), "padding": {"verbose_padding"}, "appeal": {"evaluator_injection"},
+               "wrong_conclusion": {"wrong_diagnosis", "missed_malignancy", "contradictory_reasoning"},
+               "other_image": {"wrong_diagnosis", "hallucinated_finding", "contradictory_reasoning"},
+               "dropped_differentials": {"dropped_differentials"}, "missing_referral": {"missing_referral"},
+               "unsafe_advice": {"unsafe_advice"},
+               "truncation": {"truncation", "dropped_differentials", "missing_referral"}}
+MISMATCH_VARIANTS = ("wrong_conclusion", "other_image")
+
+
+def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
+                    test_sets: list[tuple[list[dict], dict[str, np.ndarray], str]], names: list[str],
+                    p: GeneraliseParams) -> dict[str, Any]:
+    """How often what the critique says is true: the precision of its "Detected:" claims (on the
+    stress suite against each variant's known change, on the test splits against the recorded
+    defects), the diagnosis check against the variants that break it, and how many distinct
+    sentences the six dimensions quote."""
+    def claims(probs: np.ndarray) -> set[str]:
+        return claimed(dict(zip(names, probs.tolist(), strict=False)))
+
+    stress_ok, per = [], {}
+    for k, r in enumerate(stress_rows):
+        truth = TRUE_CLAIMS.get(r["variant"], set())
+        for c in claims(pred["defect_probs"][k]):
+            stress_ok.append(c in truth)
+            per.setdefault(c, []).append(c in truth)
+    test_ok = []
+    for rows, tp, _ in test_sets:
+        for k, r in enumerate(rows):
+            truth = {d["name"] for d in (r.get("truth") or {}).get("defects", [])}
+            test_ok += [c in truth for c in claims(tp["defect_probs"][k])]
+    mismatch = pred["match"] < MISMATCH_THRESHOLD
+    broken = np.array([r["variant"] in MISMATCH_VARIANTS for r in stress_rows])
+    has_concl = pred["match"] > 0
+    evidence = pred["evidence"]
+    distinct = [len(set(e.tolist()) - {-1}) for e in evidence]
+    return {"stress_claims": {"n": len(stress_ok), "precision": mean_ci(stress_ok, p.n_boot) if stress_ok else None,
+                              "per_claim": {c: {"n": len(v), "precision": round(float(np.mean(v)), 4)}
+                                            for c, v in sorted(per.items())}},
+            "test_claims": {"n": len(test_ok), "precision": mean_ci(test_ok, p.n_boot) if test_ok else None},
+            "diagnosis_check": {
+                "threshold": MISMATCH_THRESHOLD,
+                "precision": round(float(broken[mismatch].mean()), 4) if mismatch.any() else None,
+                "n_flagged": int(mismatch.sum()),
+                "recall": {v: round(float(mismatch[[r["variant"] == v for r in stress_rows]].mean()), 4)
+                           for v in MISMATCH_VARIANTS if any(r["variant"] == v for r in stress_rows)},
+                "clean_flagged_share": round(float(mismatch[np.array([r["variant"] == "clean" for r in stress_rows])
+                                                            & has_concl].mean()), 4)},
+            "distinct_evidence_mean": round(float(np.mean(distinct)), 3) if distinct else None}
+
+
 def _stored_predictions(records: list[dict], splits: dict[str, str], features: str, scorer: Scorer
-                        ) -> dict[str, tuple[list[dict], np.ndarray]]:
+                        ) -> dict[str, tuple[list[dict], dict[str, np.ndarray]]]:
     """The test split's own narratives per source, scored from the stored feature set."""
     fs = FeatureSet.load(features)
     by_id = {r["id"]: r for r in records}
-    idx = [i for i, rid in enumerate(fs.ids) if splits.get(rid) == "test"]
-    scores = scorer.evaluator.predict(fs, idx)["scores"]
-    rows = [by_id[fs.ids[i]] for i in idx]
+    idx = np.array([i for i, rid in enumerate(fs.ids) if splits.get(rid) == "test"], np.int64)
+    rows, pred = scorer._aligned(fs, [by_id[fs.ids[i]] for i in idx], idx)
     sources = np.array([r.get("source", "dermsynth") for r in rows])
-    return {s: ([r for r, keep in zip(rows, sources == s, strict=True) if keep], scores[sources == s])
-            for s in sorted(set(sources))}
+    return {s: ([r for r, keep in zip(rows, sources == s, strict=True) if keep],
+                {k: v[sources == s] for k, v in pred.items()}) for s in sorted(set(sources))}
 
 
-def build_report(args: argparse.Namespace, p: GeneraliseParams, review_threshold: float | None = None,
-                 judge: str | None = None) -> dict[str, Any]:
+def build_report(args: argparse.Namespace, p: GeneraliseParams, judge: str | None = None) -> dict[str, Any]:
     """The whole report; ``judge`` is the offline judge's calibration (None: no judge figures)."""
     prepared = Path(args.prepared)
     records = read_rows(args.records)
     splits = json.loads(Path(args.splits).read_text("utf-8"))
     scorer = Scorer(args.model, args.cache, judge, prepared)
-    threshold = review_threshold or scorer.evaluator.review_threshold
     cases = held_out_cases(prepared, records, splits, p)
     real = "dermbench" in cases
     stress_cases = cases["dermbench"] if real else cases["dermsynth"]
@@ -173,17 +257,20 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, review_threshold
     report["overlap"]["all"] = sentence_overlap([t for v in train_text.values() for t in v],
                                                 [t for v in test_text.values() for t in v])
     stored = _stored_predictions(records, splits, args.features, scorer)
-    ds_rows, ds_scores = stored.get("dermsynth", ([], np.zeros((0, 6))))
+    ds_rows, ds_pred = stored.get("dermsynth", ([], {"scores": np.zeros((0, 6))}))
+    ds_scores = ds_pred["scores"]
     report["in_distribution"] = {"label": "DermSynth test split (cases held out, training wording families)",
                                  "evaluator": agreement_block(ds_rows, ds_scores, p.n_boot)}
     held_rows = st.heldout_wording_rows([c for cs in cases.values() for c in cs], p.seed)
-    held_rows, held_scores, _ = scorer.dermeval(held_rows)
+    held_rows, held_pred = scorer.dermeval(held_rows)
+    held_scores = held_pred["scores"]
     report["heldout_wording"] = {
         "label": "held-out wording families on held-out cases", "families": dict(st.wd.HELDOUT),
         "evaluator": agreement_block(held_rows, held_scores, p.n_boot),
         "judge": _judge_block(scorer, held_rows, refs, dx, p)}
     if real:
-        db_rows, db_scores = stored["dermbench"]
+        db_rows, db_pred = stored["dermbench"]
+        db_scores = db_pred["scores"]
         db_cases = [c for _, c in iter_jsonl(prepared / "dermbench" / "cases.jsonl")]
         report["transfer"] = {"label": "real DermBench expert text, cases never seen in training",
                               "evaluator": agreement_block(db_rows, db_scores, p.n_boot),
@@ -194,16 +281,21 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, review_threshold
                                        "wording families stand in (not real text)",
                               "evaluator": report["heldout_wording"]["evaluator"]}
     rows = st.stress_rows(stress_cases, p.seed)
-    rows, scores, sigma = scorer.dermeval(rows)
+    rows, pred = scorer.dermeval(rows)
+    scores = pred["scores"]
     clean = np.array([r["variant"] == "clean" for r in rows])
     report["stress"] = {"evaluator": stress_report(rows, scores, p), "n_cases": len(stress_cases)}
-    report["clean_references"] = {"evaluator": clean_report(scores[clean], sigma[clean], threshold)}
+    report["clean_references"] = {"evaluator": clean_report(scores[clean], pred, clean)}
+    test_sets = [(ds_rows, ds_pred, "dermsynth test split")] + (
+        [(db_rows, db_pred, "real DermBench test split")] if real else [])
+    report["out_of_depth"] = out_of_depth_report(test_sets + [(held_rows, held_pred, "held-out wording")])
+    report["critique"] = critique_report(rows, pred, test_sets, scorer.evaluator.defect_names, p)
     text_rows = [r for r in rows if r["variant"] != "other_image"]
     judged = scorer.judged(text_rows, refs, dx)
     if judged is not None:
         report["stress"]["judge"] = stress_report(text_rows, judged, p)
         jclean = np.array([r["variant"] == "clean" for r in text_rows])
-        report["clean_references"]["judge"] = clean_report(judged[jclean], None, threshold)
+        report["clean_references"]["judge"] = clean_report(judged[jclean], None, None)
     report["stress_table"] = [{"id": r["id"], "variant": r["variant"], "family": r.get("family"),
                                **{d: round(float(scores[k, j]), 3) for j, d in enumerate(DIMENSIONS)}}
                               for k, r in enumerate(rows)]
@@ -240,6 +332,22 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
             out.update({f"{tag}clean_mean_{d}": clean[d] for d in DIMENSIONS})
             if "needs_review_share" in clean:
                 out[f"{tag}clean_needs_review_share"] = clean["needs_review_share"]
+            if "out_of_distribution_share" in clean:
+                out[f"{tag}clean_ood_share"] = clean["out_of_distribution_share"]
+    for b in report.get("out_of_depth", []):
+        key = {"dermsynth test split": "indist", "real DermBench test split": "transfer",
+               "held-out wording": "heldout_wording"}[b["set"]]
+        out[f"{key}_needs_review_share"] = b["needs_review_share"]
+        if b["big_errors_flagged_share"] is not None:
+            out[f"{key}_big_errors_flagged_share"] = b["big_errors_flagged_share"]
+    crit = report.get("critique")
+    if crit:
+        for key in ("stress_claims", "test_claims"):
+            if crit[key]["precision"]:
+                out[f"critique_{key}_precision"] = crit[key]["precision"]["value"]
+        if crit["diagnosis_check"]["precision"] is not None:
+            out["diagnosis_check_precision"] = crit["diagnosis_check"]["precision"]
+        out["distinct_evidence_mean"] = crit["distinct_evidence_mean"]
     return {f"gen_{k}": round(float(v), 4) for k, v in out.items()}
 
 
@@ -258,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     params = load_params(args.params)
     judge = args.judge if params.judge.backend == "local" and args.judge and Path(args.judge).is_file() else None
-    report = build_report(args, params.generalise, params.train.review_threshold, judge)
+    report = build_report(args, params.generalise, judge)
     out = Path(args.reports)
     out.mkdir(parents=True, exist_ok=True)
     table = report.pop("stress_table")

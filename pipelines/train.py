@@ -15,6 +15,7 @@ from dermeval.model.data import FeatureSet
 from dermeval.model.fit import fit_evaluator
 from dermeval.model.train import TrainConfig
 from dermeval.params import load_params
+from dermeval.synth.catalogue import default_catalogue
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     splits = json.loads(Path(args.splits).read_text("utf-8"))
     t0 = time.perf_counter()
     evaluator, history, idx = fit_evaluator(FeatureSet.load(args.features), rows, splits, cfg,
-                                            review_threshold=p.review_threshold)
+                                            review_threshold=p.review_threshold, review_share=p.review_share,
+                                            ood_quantile=p.ood_quantile,
+                                            known_names=[(n, c.category) for c in default_catalogue().conditions
+                                                         for n in c.names])
     seconds = time.perf_counter() - t0
     manifest = Path(args.records).with_name("manifest.json")
     if manifest.is_file():

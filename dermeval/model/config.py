@@ -26,3 +26,5 @@ class TrainConfig:
     context_category: bool = True
     # The defect head reads the diagnosis-vs-image verdict, so the critique can name a wrong diagnosis.
     defects_read_match: bool = True
+    # The conclusion's category also comes from the diagnosis vocabulary (ICD-10-CM, catalogue, learned names).
+    vocab_category: bool = True

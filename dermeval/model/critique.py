@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from dermeval.diagnosis import label
 from dermeval.schema import DIMENSIONS, TITLES
 from dermeval.synth.defects import OPERATORS
 
 ISSUE_THRESHOLD = 0.5
+MISMATCH_THRESHOLD = 0.25  # diagnosis check: below this agreement the conclusion does not fit the case
 SUGGEST = {
     "wrong_diagnosis": "Re-check the conclusion against the visible morphology before naming a diagnosis.",
     "missed_malignancy": "Treat features suspicious for malignancy as such and advise urgent referral.",
@@ -53,10 +55,30 @@ def _snippet(s: str, n: int = 90) -> str:
     return s if len(s) <= n else s[: n - 3] + "..."
 
 
+def claimed(defect_probs: dict[str, float]) -> set[str]:
+    """The problems the critique states under "Detected:" (each lowers at least one dimension)."""
+    return {n for n, p in defect_probs.items()
+            if p >= ISSUE_THRESHOLD and n in OPERATORS and min(OPERATORS[n].effects.values(), default=0) <= -1.0}
+
+
+def diagnosis_sentence(check: dict[str, Any] | None) -> str | None:
+    """The diagnosis check in a clinician's words, when the conclusion does not fit the case."""
+    if not check or check.get("agreement") is None or check["agreement"] >= MISMATCH_THRESHOLD:
+        return None
+    named = check.get("conclusion") or "the stated diagnosis"
+    return (f"Diagnosis check: conclusion: {named} ({label(check['conclusion_category'])}); "
+            f"image and findings: {label(check['seen_category'])}.")
+
+
 def build_critique(scores: np.ndarray, sigma: np.ndarray, units: list[str], attention: np.ndarray,
-                   defect_probs: dict[str, float]) -> dict[str, Any]:
-    """Assemble the critique for one narrative from its scores, attention and defect probabilities."""
+                   defect_probs: dict[str, float], diagnosis: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Assemble the critique for one narrative from its scores, attention and defect probabilities.
+
+    ``diagnosis`` is the diagnosis check (what the conclusion names, what the image and findings
+    show, their agreement); a mismatch is stated under Accuracy in words a clinician reads.
+    """
     issues = {n: p for n, p in defect_probs.items() if p >= ISSUE_THRESHOLD}
+    mismatch = diagnosis_sentence(diagnosis)
     dims: dict[str, Any] = {}
     for j, d in enumerate(DIMENSIONS):
         relevant = sorted(((n, p) for n, p in issues.items() if OPERATORS[n].effects.get(d, 0.0) <= -1.0),
@@ -67,6 +89,8 @@ def build_critique(scores: np.ndarray, sigma: np.ndarray, units: list[str], atte
         if relevant:
             parts.append("Detected: " + "; ".join(f"{OPERATORS[n].description.rstrip('.').lower()} "
                                                   f"(p={p:.2f})" for n, p in relevant) + ".")
+        if mismatch and d == "accuracy":
+            parts.append(mismatch)
         if top:
             parts.append(f'Driven most by: "{_snippet(top[0])}"')
         suggestion = SUGGEST[relevant[0][0]] if relevant else (
@@ -75,7 +99,10 @@ def build_critique(scores: np.ndarray, sigma: np.ndarray, units: list[str], atte
                    "justification": " ".join(parts), "suggestion": suggestion, "evidence": top}
     notes = [f"Ignored (does not change the scores): {OPERATORS[n].description.split(' (')[0].lower()}"
              for n in ("verbose_padding", "evaluator_injection") if n in issues]
-    return {"dimensions": dims, "issues": {n: round(p, 3) for n, p in sorted(issues.items())}, "notes": notes}
+    out = {"dimensions": dims, "issues": {n: round(p, 3) for n, p in sorted(issues.items())}, "notes": notes}
+    if diagnosis:
+        out["diagnosis_check"] = {**diagnosis, "fits": mismatch is None}
+    return out
 
 
 def empty_critique() -> dict[str, Any]:

@@ -30,6 +30,11 @@ class FeatureSet:
     stats: np.ndarray  # (n, N_STATS)
     conclusion: np.ndarray  # (n,) position of the conclusion among the record's units, -1 if none
     warnings: dict[str, str] = field(default_factory=dict)
+    # The conclusion sentence of each record as the model reads it ("" if none), for the
+    # diagnosis vocabulary; a feature set saved before it existed loads with "" everywhere.
+    conclusion_text: np.ndarray | None = None
+    # Per record, the vocabulary's category distribution and weight (set by attach_vocabulary).
+    vocab: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -44,7 +49,8 @@ class FeatureSet:
         arrays = {"ids": np.array(self.ids, dtype=str), "image": self.image, "image_index": self.image_index,
                   "units": self.units, "offsets": self.offsets, "unit_index": self.unit_index, "stats": self.stats,
                   "conclusion": self.conclusion, "warn_ids": np.array(list(self.warnings), dtype=str),
-                  "warn_msgs": np.array(list(self.warnings.values()), dtype=str)}
+                  "warn_msgs": np.array(list(self.warnings.values()), dtype=str),
+                  "conclusion_text": self.conclusions()}
         with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, array in arrays.items():
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
@@ -57,7 +63,21 @@ class FeatureSet:
         return cls(ids=[str(x) for x in z["ids"]], image=z["image"], image_index=z["image_index"],
                    units=z["units"], offsets=z["offsets"], unit_index=z["unit_index"], stats=z["stats"],
                    conclusion=z["conclusion"],
-                   warnings=dict(zip(map(str, z["warn_ids"]), map(str, z["warn_msgs"]), strict=True)))
+                   warnings=dict(zip(map(str, z["warn_ids"]), map(str, z["warn_msgs"]), strict=True)),
+                   conclusion_text=z["conclusion_text"] if "conclusion_text" in z.files else None)
+
+    def conclusions(self) -> np.ndarray:
+        """Each record's conclusion sentence ("" where none is known)."""
+        if self.conclusion_text is None:
+            return np.array([""] * len(self.ids), dtype=str)
+        return np.asarray(self.conclusion_text, dtype=str)
+
+    def attach_vocabulary(self, vocab: Any, categories: list[str]) -> FeatureSet:
+        """Look every conclusion up in a :class:`~dermeval.diagnosis.DiagnosisVocabulary` (None: none)."""
+        from dermeval.diagnosis import category_features
+
+        self.vocab = category_features(list(self.conclusions()), vocab, categories)
+        return self
 
     def batch(self, idx: Sequence[int]) -> dict[str, torch.Tensor]:
         """Padded tensors for the records at positions ``idx``."""
@@ -71,7 +91,8 @@ class FeatureSet:
         return {"image": torch.from_numpy(self.image[self.image_index[list(idx)]]),
                 "units": torch.from_numpy(units), "mask": torch.from_numpy(mask),
                 "stats": torch.from_numpy(self.stats[list(idx)]),
-                "conclusion": torch.from_numpy(self.conclusion[list(idx)])}
+                "conclusion": torch.from_numpy(self.conclusion[list(idx)]),
+                **({"vocab": torch.from_numpy(self.vocab[list(idx)])} if self.vocab is not None else {})}
 
 
 def featurize(
@@ -83,7 +104,7 @@ def featurize(
     A row whose image is unusable becomes a RowError and is left out; every other row
     is featurised, in input order.
     """
-    ids, img_paths, unit_lists, stats, errors, warnings, concl = [], [], [], [], [], {}, []
+    ids, img_paths, unit_lists, stats, errors, warnings, concl, concl_text = [], [], [], [], [], {}, [], []
     for line, row in enumerate(rows, start=1):
         try:
             path = resolve_under(root, row["image"])
@@ -99,6 +120,7 @@ def featurize(
         unit_lists.append(u.units)
         stats.append(u.stats)
         concl.append(u.conclusion)
+        concl_text.append(u.units[u.conclusion] if u.conclusion >= 0 else "")
     uniq_img = list(dict.fromkeys(img_paths))
     img_pos = {p: i for i, p in enumerate(uniq_img)}
     uniq_units = list(dict.fromkeys(u for units in unit_lists for u in units))
@@ -121,5 +143,5 @@ def featurize(
         offsets=offsets,
         unit_index=np.array([unit_pos[u] for units in unit_lists for u in units], np.int64),
         stats=np.stack(stats) if stats else np.zeros((0, N_STATS), np.float32),
-        conclusion=np.array(concl, np.int64), warnings=warnings)
+        conclusion=np.array(concl, np.int64), warnings=warnings, conclusion_text=np.array(concl_text, dtype=str))
     return fs, errors

@@ -18,11 +18,13 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from dermeval.diagnosis import VOCABULARY_FILE, DiagnosisVocabulary
 from dermeval.features import FeatureStore, Featurizer, narrative_units
 from dermeval.formats.records import parse_record
 from dermeval.model.critique import build_critique, critique_text, empty_critique
 from dermeval.model.data import FeatureSet, featurize
 from dermeval.model.network import DermEvalNet, NetConfig
+from dermeval.model.ood import MODALITIES, Novelty, modality_vectors
 from dermeval.model.train import apply_calibration, predict_raw
 from dermeval.schema import DIMENSIONS
 
@@ -38,13 +40,17 @@ class EvaluatorNotFound(FileNotFoundError):
 class Evaluator:
     """A trained DermEval: scores (image, narrative) pairs with a structured critique."""
 
-    def __init__(self, net: DermEvalNet, meta: dict[str, Any], featurizer: Featurizer | None = None) -> None:
+    def __init__(self, net: DermEvalNet, meta: dict[str, Any], featurizer: Featurizer | None = None,
+                 vocabulary: DiagnosisVocabulary | None = None, novelty: Novelty | None = None) -> None:
         self.net = net.eval()
         self.meta = meta
         self.calibration = meta["calibration"]
         self.defect_names: list[str] = meta["defect_names"]
         self.review_threshold = float(meta.get("review_threshold", 0.6))
         self.featurizer = featurizer or Featurizer(FeatureStore(None))
+        self.vocabulary = vocabulary
+        self.novelty = novelty
+        self.categories: list[str] = list(meta.get("categories") or [])
 
     @property
     def identity(self) -> dict[str, str]:
@@ -56,7 +62,11 @@ class Evaluator:
         path.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(path / "model.safetensors"))
         meta = {**self.meta, "format_version": FORMAT_VERSION, "net": self.net.cfg.to_dict()}
+        if self.novelty is not None:
+            meta["ood"] = self.novelty.save(path)
         (path / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if self.vocabulary is not None:
+            self.vocabulary.save(path)
         return path
 
     @classmethod
@@ -69,21 +79,36 @@ class Evaluator:
             raise EvaluatorNotFound(f"{path}: evaluator format {meta.get('format_version')} is not supported")
         net = DermEvalNet(NetConfig(**meta["net"]))
         net.load_state_dict(load_file(str(path / "model.safetensors")))
-        return cls(net, meta, featurizer)
+        vocabulary = DiagnosisVocabulary.load(path)
+        if net.cfg.vocab_category and vocabulary is None:
+            raise EvaluatorNotFound(f"{path}: the evaluator reads a diagnosis vocabulary; {VOCABULARY_FILE} is missing")
+        return cls(net, meta, featurizer, vocabulary, Novelty.load(path, meta.get("ood")))
 
     # --- prediction --------------------------------------------------------------------
     def predict(self, fs: FeatureSet, idx: np.ndarray | None = None, with_attention: bool = False
                 ) -> dict[str, Any]:
         """Calibrated scores, uncertainties, defect probabilities (and attention) for a FeatureSet."""
         idx = np.arange(len(fs)) if idx is None else np.asarray(idx)
+        if self.net.cfg.vocab_category and fs.vocab is None:
+            fs.attach_vocabulary(self.vocabulary, self.categories)
         raw = predict_raw(self.net, fs, idx, with_attention=with_attention)
         mean, sigma = apply_calibration(self.calibration, raw)
         empty = fs.stats[idx, 2] > 0.5
         mean[empty], sigma[empty] = 0.0, 0.0  # an empty narrative sits at the floor, by rule
-        out = {"scores": mean, "sigma": sigma, "defect_probs": 1 / (1 + np.exp(-raw["defect_logits"]))}
+        out = {"scores": mean, "sigma": sigma, "defect_probs": 1 / (1 + np.exp(-raw["defect_logits"])),
+               "match": raw["match"], "seen_category": raw["seen_category"], "named_category": raw["named_category"]}
+        if self.novelty is not None:
+            out["novelty"] = self.novelty.score(modality_vectors(fs, idx))
         if with_attention:
             out["attention"] = raw["attention"]
         return out
+
+    def review_flags(self, pred: dict[str, np.ndarray]) -> np.ndarray:
+        """needs_review per row: an uncertainty over the review threshold, or out of distribution."""
+        flags = pred["sigma"].max(1) > self.review_threshold
+        if "novelty" in pred:
+            flags = flags | (pred["novelty"].max(1) > 1.0)
+        return flags
 
     def _row(self, fs: FeatureSet, i: int, pred: dict[str, np.ndarray], k: int, units: list[str],
              decimals: int | None = 3) -> dict[str, Any]:
@@ -96,16 +121,32 @@ class Evaluator:
             crit = empty_critique()
         else:
             probs = {n: float(p) for n, p in zip(self.defect_names, pred["defect_probs"][k], strict=False)}
-            crit = build_critique(scores, sigma, units, pred["attention"][k], probs)
+            crit = build_critique(scores, sigma, units, pred["attention"][k], probs, self._diagnosis(fs, i, pred, k))
         overall = float(np.mean(scores))
+        novelty = pred["novelty"][k] if "novelty" in pred else None
+        ood = bool(novelty is not None and novelty.max() > 1.0)
         row = {"id": fs.ids[i], "scores": {d: rnd(scores[j]) for j, d in enumerate(DIMENSIONS)},
                "overall": rnd(overall),
                "uncertainty": {d: rnd(sigma[j]) for j, d in enumerate(DIMENSIONS)},
-               "needs_review": bool(np.max(sigma) > self.review_threshold),
+               "needs_review": bool(np.max(sigma) > self.review_threshold) or ood,
+               "out_of_distribution": ood,
                "critique": critique_text(crit, overall), "critique_json": crit, "evaluator": self.identity}
+        if novelty is not None:
+            row["novelty"] = {m: rnd(v) for m, v in zip(MODALITIES, novelty, strict=True)}
         if fs.ids[i] in fs.warnings:
             row["warning"] = fs.warnings[fs.ids[i]]
         return row
+
+    def _diagnosis(self, fs: FeatureSet, i: int, pred: dict[str, np.ndarray], k: int) -> dict[str, Any] | None:
+        """The diagnosis check of one row: what the conclusion names, what image and findings show."""
+        if not self.categories or fs.conclusion[i] < 0:
+            return None
+        text = str(fs.conclusions()[i])
+        name = self.vocabulary.classify(text).name if self.vocabulary is not None and text else None
+        named = self.categories[int(np.argmax(pred["named_category"][k]))]
+        seen = self.categories[int(np.argmax(pred["seen_category"][k]))]
+        return {"conclusion": name, "conclusion_category": named, "seen_category": seen,
+                "agreement": round(float(pred["match"][k]), 3)}
 
     def score(self, image: Image.Image | Path | str, narrative: str) -> dict[str, Any]:
         """Score one image and narrative; returns the same row shape as :meth:`score_batch`."""
@@ -115,6 +156,7 @@ class Evaluator:
                         units=self.featurizer.sentence_vectors(units.units), offsets=np.array([0, len(units.units)]),
                         unit_index=np.arange(len(units.units)), stats=units.stats[None],
                         conclusion=np.array([units.conclusion]),
+                        conclusion_text=np.array([units.units[units.conclusion] if units.conclusion >= 0 else ""]),
                         warnings={"-": f"narrative has {units.truncated_from} sentence units; the first "
                                        f"{len(units.units)} were used"} if units.truncated_from else {})
         row = self._row(fs, 0, self.predict(fs, with_attention=True), 0, units.units)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
+from dermeval import text as tx
+from dermeval.diagnosis import DiagnosisVocabulary, conclusion_term
 from dermeval.model.data import FeatureSet
 from dermeval.model.evaluator import Evaluator
-from dermeval.model.train import Targets, TrainConfig, fit_calibration, predict_raw, train_network
+from dermeval.model.ood import Novelty, modality_vectors
+from dermeval.model.train import Targets, TrainConfig, apply_calibration, fit_calibration, predict_raw, train_network
 from dermeval.synth.defects import OPERATORS
 
 
@@ -19,9 +23,16 @@ def split_indices(fs: FeatureSet, splits: dict[str, str]) -> dict[str, np.ndarra
 
 
 def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits: dict[str, str],
-                  cfg: TrainConfig, *, review_threshold: float, progress: bool = True
+                  cfg: TrainConfig, *, review_threshold: float | None = None, review_share: float = 0.1,
+                  ood_quantile: float = 0.99, progress: bool = True,
+                  known_names: Iterable[tuple[str, str]] = (), icd: bool = True,
                   ) -> tuple[Evaluator, list[dict[str, float]], dict[str, np.ndarray]]:
-    """Train on ``train``, stop early on ``val``, calibrate on ``calib``; ``test`` is untouched."""
+    """Train on ``train``, stop early on ``val``, calibrate on ``calib``; ``test`` is untouched.
+
+    ``known_names`` are ``(diagnosis name, category)`` pairs the diagnosis vocabulary starts from
+    (e.g. a catalogue's names and aliases) beside ICD-10-CM (``icd``) and the names the training
+    split's correct conclusions set in bold.
+    """
     idx = split_indices(fs, splits)
     for name in ("train", "val", "calib"):
         if len(idx[name]) == 0:
@@ -29,10 +40,36 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
     rows = [rows_by_id[i] for i in fs.ids]
     categories = sorted({str(r["category"]) for r in rows if r.get("category")})
     targets = Targets.from_rows(rows, list(OPERATORS), categories)
+    vocab = None
+    if cfg.vocab_category:
+        vocab = DiagnosisVocabulary.build(categories=categories, icd=icd, catalogue=known_names,
+                                          learned=learned_names(rows, idx["train"], targets))
+        fs.attach_vocabulary(vocab, categories)
     net, history = train_network(fs, targets, idx["train"], idx["val"], cfg, progress=progress)
-    calibration = fit_calibration(predict_raw(net, fs, idx["calib"]), targets.consensus[idx["calib"]])
+    calib_raw = predict_raw(net, fs, idx["calib"])
+    calibration = fit_calibration(calib_raw, targets.consensus[idx["calib"]])
+    if review_threshold is None:  # the level only review_share of the held-out calibration rows pass
+        _, sigma = apply_calibration(calibration, calib_raw)
+        review_threshold = round(float(np.quantile(sigma.max(1), 1 - review_share)), 4)
+    novelty = Novelty.fit(modality_vectors(fs, idx["train"]), modality_vectors(fs, idx["calib"]),
+                          quantile=ood_quantile, seed=cfg.seed)
     meta = {"name": "dermeval", "version": "local", "calibration": calibration,
             "defect_names": targets.defect_names, "categories": categories,
             "review_threshold": review_threshold, "train": asdict(cfg),
             "split_sizes": {k: int(len(v)) for k, v in idx.items()}}
-    return Evaluator(net, meta), history, idx
+    return Evaluator(net, meta, vocabulary=vocab, novelty=novelty), history, idx
+
+
+def learned_names(rows: list[dict[str, Any]], train_idx: np.ndarray, targets: Targets) -> list[tuple[str, str]]:
+    """``(name, category)`` of every training narrative whose conclusion is known to be right and
+    sets the diagnosis in bold."""
+    out = []
+    for i in train_idx:
+        if not targets.conclusion_ok[i]:
+            continue
+        parts = tx.sentences(rows[i].get("diagnostic_text", ""))
+        k = tx.conclusion_index(parts) if parts else None
+        term = conclusion_term(parts[k]) if k is not None else None
+        if term:
+            out.append((term, targets.categories[targets.category[i]]))
+    return out

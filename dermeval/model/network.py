@@ -38,6 +38,10 @@ class NetConfig:
     # The defect head also reads the diagnosis-vs-image verdict (so the critique can name a wrong
     # diagnosis). A saved config without it predates this.
     defects_read_match: bool = False
+    # The conclusion's category also comes from the diagnosis vocabulary (dermeval.diagnosis):
+    # where it knows the name, its answer outweighs the learned text head. A saved config
+    # without it predates this.
+    vocab_category: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,9 +80,10 @@ class DermEvalNet(nn.Module):
             self.context_category = nn.Sequential(nn.Linear(cfg.text_dim, h), nn.GELU(), nn.Linear(h, n_cat))
 
     def forward(self, image: torch.Tensor, units: torch.Tensor, mask: torch.Tensor, stats: torch.Tensor,
-                conclusion: torch.Tensor) -> dict[str, torch.Tensor]:
+                conclusion: torch.Tensor, vocab: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """image (B, 1280); units (B, L, 384); mask (B, L) true where a unit exists; stats (B, S);
-        conclusion (B,) index of the conclusion unit or -1."""
+        conclusion (B,) index of the conclusion unit or -1; vocab (B, C + 1) the vocabulary's
+        category distribution of the conclusion and its weight (0: the vocabulary knows nothing)."""
         b, length, _ = units.shape
         img = self.img(image)
         has_concl = (conclusion >= 0).to(units.dtype)
@@ -92,8 +97,12 @@ class DermEvalNet(nn.Module):
             ctx_mask = (mask & (idx != conclusion[:, None])).to(units.dtype)
             ctx = (units * ctx_mask[..., None]).sum(1) / ctx_mask.sum(1, keepdim=True).clamp(min=1)
             seen_cat = img_cat.detach() + self.context_category(ctx)
+        named = txt_cat.softmax(-1)
+        if self.cfg.vocab_category and vocab is not None:
+            weight = vocab[:, -1:]
+            named = weight * vocab[:, :-1] + (1 - weight) * named
         # Detached: the category heads learn categories only; the rating heads read their verdict.
-        match = (seen_cat.softmax(-1) * txt_cat.softmax(-1)).sum(-1).detach() * has_concl
+        match = (seen_cat.softmax(-1) * named).sum(-1).detach() * has_concl
         pos = torch.arange(length, device=units.device, dtype=units.dtype)[None, :]
         pos = pos / mask.sum(1, keepdim=True).clamp(min=1)
         tok = self.txt(units) + self.pos(torch.stack([pos, pos**2], -1))
@@ -120,4 +129,5 @@ class DermEvalNet(nn.Module):
         mean = 5.0 * torch.sigmoid(out[..., 0] + self.mismatch * ((1 - match) * has_concl)[:, None])
         logvar = out[..., 1].clamp(-8, 4)
         return {"mean": mean, "logvar": logvar, "attention": attn[..., 1:], "defect_logits": defect_logits,
-                "image_category": img_cat, "seen_category": seen_cat, "text_category": txt_cat, "match": match}
+                "image_category": img_cat, "seen_category": seen_cat, "text_category": txt_cat,
+                "match": match, "named_category": named}

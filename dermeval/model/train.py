@@ -91,7 +91,8 @@ def predict_raw(net: DermEvalNet, fs: FeatureSet, idx: np.ndarray, batch_size: i
                 with_attention: bool = False) -> dict[str, Any]:
     """Network outputs for ``idx``; with ``with_attention`` also each row's (6, n_units) attention."""
     net.eval()
-    parts: dict[str, list[np.ndarray]] = {"mean": [], "logvar": [], "defect_logits": []}
+    parts: dict[str, list[np.ndarray]] = {"mean": [], "logvar": [], "defect_logits": [], "match": [],
+                                          "seen_category": [], "named_category": []}
     attention: list[np.ndarray] = []
     for start in range(0, len(idx), batch_size):
         rows = idx[start:start + batch_size]
@@ -115,7 +116,7 @@ def train_network(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np
     net = DermEvalNet(NetConfig(hidden=cfg.hidden, dropout=cfg.dropout, n_defects=len(t.defect_names),
                                 n_categories=len(t.categories), length_inputs=cfg.length_inputs,
                                 context_category=cfg.context_category,
-                                defects_read_match=cfg.defects_read_match))
+                                defects_read_match=cfg.defects_read_match, vocab_category=cfg.vocab_category))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     best, best_state, history, stale = float("inf"), None, [], 0

@@ -18,6 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from dermeval import text as tx
+from dermeval.diagnosis import conclusion_term
 from dermeval.formats.common import write_json, write_jsonl
 from dermeval.formats.dermbench import DermBenchCase, load_dermbench
 from dermeval.synth import panel as pn
@@ -36,9 +37,8 @@ def conclusion_name(case: DermBenchCase) -> str:
     """The diagnosis as the expert wrote it: the first bold term of the conclusion, else the manifest label."""
     parts = tx.sentences(case.reference_text)
     concl = tx.conclusion_index(parts)
-    bold = [b.strip(" :") for b in tx.bold_terms(parts[concl])] if concl is not None else []
-    bold = [b for b in bold if 2 < len(b) < 60]
-    return bold[0] if bold else case.diagnosis
+    term = conclusion_term(parts[concl]) if concl is not None else None
+    return term or case.diagnosis
 
 
 def name_pool(cases: list[DermBenchCase]) -> dict[str, list[str]]:

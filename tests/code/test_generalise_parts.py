@@ -74,3 +74,27 @@ def test_monitor_scores_nothing_without_a_champion(tmp_path: Path):
     out = json.loads(summary.read_text())
     assert code == 0 and out["evaluator_version"] is None and out["narratives_stored"] == 0
     assert "failed the gate" in out["skipped"] and "0.21" in out["skipped"] and (tmp_path / "rep").is_dir()
+
+
+def test_report_section_shows_what_is_flagged_and_how_true_the_critique_is():
+    acc = {"value": 0.9, "ci_low": 0.8, "ci_high": 0.95, "n": 10}
+    clean = {d: 4.0 for d in ("accuracy", "safety", "medical_groundedness", "clinical_coverage",
+                              "reasoning_coherence", "description_precision")}
+    gen = {"real_text": True, "stress_source": "dermbench held-out expert references",
+           "overlap": {"all": {"sentence_share": 0.2, "narratives_all_seen": 1, "narratives": 9}},
+           "transfer": {"label": "real text", "evaluator": _block(5, 0.3)},
+           "heldout_wording": {"label": "held-out wording", "evaluator": _block(6, 0.25)},
+           "in_distribution": {"label": "in-distribution", "evaluator": _block(7, 0.15)},
+           "stress": {"evaluator": {"overall": {"accuracy": acc}}},
+           "clean_references": {"evaluator": {**clean, "overall": 4.0, "needs_review_share": 0.1}},
+           "out_of_depth": [{"set": "real DermBench test split", "n": 40, "needs_review_share": 0.25,
+                             "out_of_distribution_share": 0.05, "big_errors": 8, "big_errors_flagged_share": 0.5}],
+           "critique": {"stress_claims": {"n": 20, "precision": acc}, "test_claims": {"n": 0, "precision": None},
+                        "diagnosis_check": {"precision": 0.8, "n_flagged": 10, "recall": {"wrong_conclusion": 0.7},
+                                            "clean_flagged_share": 0.05},
+                        "distinct_evidence_mean": 2.5}}
+    text = "\n".join(generalisation_section(gen))
+    assert "| real DermBench test split | 40 | 25% | 5% | 8 | 50% |" in text
+    assert 'precision of its "Detected:" claims on the stress suite 0.90 (20 claims)' in text
+    assert "caught wrong_conclusion 70%; clean references flagged 5%" in text
+    assert "| real DermBench text: DermEval | 0.300 |" in text
