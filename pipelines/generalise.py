@@ -23,7 +23,7 @@ import numpy as np
 from dermeval.formats.common import iter_jsonl, read_rows, write_csv, write_json
 from dermeval.generalisation import agreement_block, directional_pass, flat_agreement, sentence_overlap
 from dermeval.metrics import mean_ci
-from dermeval.model.critique import MISMATCH_THRESHOLD, claimed
+from dermeval.model.critique import MISMATCH_THRESHOLD, claimed, evidence_order
 from dermeval.model.data import FeatureSet, featurize
 from dermeval.model.evaluator import load_evaluator
 from dermeval.params import GeneraliseParams, load_params
@@ -96,8 +96,7 @@ class Scorer:
         pred = self.evaluator.predict(fs, idx, with_attention=True)
         pred["needs_review"] = self.evaluator.review_flags(pred)
         # The sentence each dimension's critique quotes first ("Driven most by").
-        pred["evidence"] = np.array([[int(np.argmax(a[j])) if a.shape[1] else -1 for j in range(len(DIMENSIONS))]
-                                     for a in pred.pop("attention")])
+        pred["evidence"] = np.array([[q[0] if q else -1 for q in evidence_order(a)] for a in pred.pop("attention")])
         kept = {fs.ids[i]: k for k, i in enumerate(idx)}
         rows = [r for r in rows if r["id"] in kept]
         order = [kept[r["id"]] for r in rows]

@@ -55,6 +55,29 @@ def _snippet(s: str, n: int = 90) -> str:
     return s if len(s) <= n else s[: n - 3] + "..."
 
 
+DISTINCT_MIN = 0.25  # an unquoted sentence is preferred while it draws this share of the peak attention
+
+
+def evidence_order(attention: np.ndarray) -> list[list[int]]:
+    """Per dimension, the sentences its critique quotes (best first). Each dimension leads with the
+    most-attended sentence that no earlier dimension leads with, as long as that sentence draws at
+    least DISTINCT_MIN of the dimension's peak attention; the six dimensions then point at the
+    different sentences they read instead of the same one six times."""
+    n = attention.shape[1] if attention.ndim == 2 else 0
+    used: set[int] = set()
+    out = []
+    for j in range(attention.shape[0]):
+        ranked = [int(k) for k in np.argsort(-attention[j])] if n else []
+        fresh = [k for k in ranked if k not in used and attention[j, k] >= DISTINCT_MIN * attention[j, ranked[0]]]
+        lead = fresh[0] if fresh else (ranked[0] if ranked else None)
+        if lead is None:
+            out.append([])
+            continue
+        used.add(lead)
+        out.append([lead] + [k for k in ranked if k != lead][:1])
+    return out
+
+
 def claimed(defect_probs: dict[str, float]) -> set[str]:
     """The problems the critique states under "Detected:" (each lowers at least one dimension)."""
     return {n for n, p in defect_probs.items()
@@ -79,11 +102,12 @@ def build_critique(scores: np.ndarray, sigma: np.ndarray, units: list[str], atte
     """
     issues = {n: p for n, p in defect_probs.items() if p >= ISSUE_THRESHOLD}
     mismatch = diagnosis_sentence(diagnosis)
+    quoted = evidence_order(attention) if units else [[] for _ in DIMENSIONS]
     dims: dict[str, Any] = {}
     for j, d in enumerate(DIMENSIONS):
         relevant = sorted(((n, p) for n, p in issues.items() if OPERATORS[n].effects.get(d, 0.0) <= -1.0),
                           key=lambda x: -x[1])
-        top = [units[int(k)] for k in np.argsort(-attention[j])[:2]] if units else []
+        top = [units[k] for k in quoted[j]]
         score = round(float(scores[j]), 3)  # the value the score line prints: both read the same
         parts = [f"{_band(score).capitalize()} ({score:.1f}/5, +/-{sigma[j]:.1f})."]
         if relevant:

@@ -24,7 +24,7 @@ from dermeval.formats.records import parse_record
 from dermeval.model.critique import build_critique, critique_text, empty_critique
 from dermeval.model.data import FeatureSet, featurize
 from dermeval.model.network import DermEvalNet, NetConfig
-from dermeval.model.ood import MODALITIES, Novelty, modality_vectors
+from dermeval.model.ood import MODALITIES, Novelty
 from dermeval.model.train import apply_calibration, predict_raw
 from dermeval.schema import DIMENSIONS
 
@@ -98,7 +98,7 @@ class Evaluator:
         out = {"scores": mean, "sigma": sigma, "defect_probs": 1 / (1 + np.exp(-raw["defect_logits"])),
                "match": raw["match"], "seen_category": raw["seen_category"], "named_category": raw["named_category"]}
         if self.novelty is not None:
-            out["novelty"] = self.novelty.score(modality_vectors(fs, idx))
+            out["novelty"] = self.novelty.score(fs, idx)
         if with_attention:
             out["attention"] = raw["attention"]
         return out

@@ -12,7 +12,7 @@ from dermeval import text as tx
 from dermeval.diagnosis import DiagnosisVocabulary, conclusion_term
 from dermeval.model.data import FeatureSet
 from dermeval.model.evaluator import Evaluator
-from dermeval.model.ood import Novelty, modality_vectors
+from dermeval.model.ood import Novelty
 from dermeval.model.train import Targets, TrainConfig, apply_calibration, fit_calibration, predict_raw, train_network
 from dermeval.synth.defects import OPERATORS
 
@@ -51,8 +51,7 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
     if review_threshold is None:  # the level only review_share of the held-out calibration rows pass
         _, sigma = apply_calibration(calibration, calib_raw)
         review_threshold = round(float(np.quantile(sigma.max(1), 1 - review_share)), 4)
-    novelty = Novelty.fit(modality_vectors(fs, idx["train"]), modality_vectors(fs, idx["calib"]),
-                          quantile=ood_quantile, seed=cfg.seed)
+    novelty = Novelty.fit(fs, idx["train"], idx["calib"], quantile=ood_quantile, seed=cfg.seed)
     meta = {"name": "dermeval", "version": "local", "calibration": calibration,
             "defect_names": targets.defect_names, "categories": categories,
             "review_threshold": review_threshold, "train": asdict(cfg),

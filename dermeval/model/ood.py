@@ -1,12 +1,12 @@
 """Out of its depth: how far a narrative and its image lie from what the evaluator was trained on.
 
-Per modality (the narrative as the mean of its sentence vectors, the image vector) the
-training split is standardised, projected on its leading principal components and kept
-as a bank of reference points. A new input's score is its mean distance to the nearest
-``k`` bank points, divided by the distance that the ``quantile`` of the calibration split
-reaches: a score above 1 is farther out than all but ``1 - quantile`` of held-out
-in-distribution inputs. Nothing here is learned from labels, so it cannot be talked into
-confidence by a narrative that scores well.
+The narrative: the median, over its sentences, of the cosine distance to the nearest of up
+to 8,000 training sentences. The image: its vector, standardised and projected on the
+training images' leading principal components, and its mean distance to the nearest ``k``
+of 3,000 training images. Each is divided by the distance that the ``quantile`` of the
+calibration split reaches, so a score above 1 is farther out than all but ``1 - quantile``
+of held-out in-distribution inputs. Nothing here is learned from labels, so a narrative
+cannot talk it into confidence.
 """
 
 from __future__ import annotations
@@ -21,20 +21,40 @@ OOD_FILE = "ood.safetensors"
 MODALITIES = ("text", "image")
 
 
-def text_vectors(units: np.ndarray, unit_index: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Mean sentence vector of each record in ``idx`` (zeros for an empty narrative)."""
-    out = np.zeros((len(idx), units.shape[1]), np.float32)
-    for row, i in enumerate(idx):
-        sel = unit_index[offsets[i]:offsets[i + 1]]
-        if len(sel):
-            out[row] = units[sel].mean(0)
-    return out
+def _sentences(fs, i: int) -> np.ndarray:
+    u = fs.units[fs.unit_index[fs.offsets[i]:fs.offsets[i + 1]]]
+    return u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-9)
 
 
-def modality_vectors(fs, idx: np.ndarray) -> dict[str, np.ndarray]:
-    """The two things novelty is measured on, for the records of a FeatureSet at ``idx``."""
-    idx = np.asarray(idx)
-    return {"text": text_vectors(fs.units, fs.unit_index, fs.offsets, idx), "image": fs.image[fs.image_index[idx]]}
+@dataclass
+class SentenceBank:
+    """The narrative side: how far its sentences lie from every sentence seen in training.
+
+    A narrative's distance is the median, over its sentences, of one minus the cosine similarity
+    to the nearest bank sentence. (A narrative's mean sentence vector hides novelty: real expert
+    narratives average out to the same point as simulated ones.)
+    """
+
+    bank: np.ndarray  # (m, d) unit-length sentence vectors, float16 on disk
+    radius: float = 1.0
+
+    @classmethod
+    def fit(cls, fs, idx: np.ndarray, size: int, rng: np.random.Generator) -> SentenceBank:
+        units = np.unique(np.concatenate([fs.unit_index[fs.offsets[i]:fs.offsets[i + 1]] for i in idx] or [[]])
+                          ).astype(np.int64)
+        keep = rng.permutation(units)[:size]
+        vecs = fs.units[keep]
+        vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-9)
+        return cls(vecs.astype(np.float16))
+
+    def distance(self, fs, idx: np.ndarray) -> np.ndarray:
+        bank = self.bank.astype(np.float32)
+        out = np.zeros(len(idx), np.float32)
+        for row, i in enumerate(idx):
+            u = _sentences(fs, i)
+            if len(u):
+                out[row] = float(np.median(1.0 - (u @ bank.T).max(1)))
+        return out
 
 
 @dataclass
@@ -76,31 +96,30 @@ class Space:
 class Novelty:
     """Novelty scores (1 = the calibration quantile) of narratives and images."""
 
-    def __init__(self, spaces: dict[str, Space], k: int = 10) -> None:
-        self.spaces = spaces
-        self.k = k
+    def __init__(self, text: SentenceBank, image: Space, k: int = 10) -> None:
+        self.text, self.image, self.k = text, image, k
 
     @classmethod
-    def fit(cls, train: dict[str, np.ndarray], calib: dict[str, np.ndarray], *, quantile: float = 0.99,
-            dims: int = 32, bank_size: int = 3000, k: int = 10, seed: int = 0) -> Novelty:
+    def fit(cls, fs, train_idx: np.ndarray, calib_idx: np.ndarray, *, quantile: float = 0.99, dims: int = 32,
+            bank_size: int = 3000, sentence_bank: int = 8000, k: int = 10, seed: int = 0) -> Novelty:
         rng = np.random.default_rng(seed)
-        spaces = {}
-        for m in MODALITIES:
-            space = Space.fit(train[m], dims, bank_size, rng)
-            space.radius = float(max(np.quantile(space.distance(calib[m], k), quantile), 1e-6))
-            spaces[m] = space
-        return cls(spaces, k)
+        text = SentenceBank.fit(fs, train_idx, sentence_bank, rng)
+        text.radius = float(max(np.quantile(text.distance(fs, calib_idx), quantile), 1e-6))
+        image = Space.fit(fs.image[fs.image_index[train_idx]], dims, bank_size, rng)
+        image.radius = float(max(np.quantile(image.distance(fs.image[fs.image_index[calib_idx]], k), quantile), 1e-6))
+        return cls(text, image, k)
 
-    def score(self, vectors: dict[str, np.ndarray]) -> np.ndarray:
-        """``(n, 2)``: text and image novelty, each divided by its calibrated radius."""
-        return np.stack([self.spaces[m].distance(vectors[m], self.k) / self.spaces[m].radius
-                         for m in MODALITIES], 1)
+    def score(self, fs, idx: np.ndarray) -> np.ndarray:
+        """``(n, 2)``: text and image novelty of the records at ``idx``, each over its calibrated radius."""
+        idx = np.asarray(idx)
+        return np.stack([self.text.distance(fs, idx) / self.text.radius,
+                         self.image.distance(fs.image[fs.image_index[idx]], self.k) / self.image.radius], 1)
 
     def save(self, folder: Path | str) -> dict[str, float]:
-        arrays = {f"{m}.{f}": getattr(self.spaces[m], f) for m in MODALITIES
-                  for f in ("mean", "scale", "components", "bank")}
+        arrays = {"text.bank": self.text.bank, **{f"image.{f}": getattr(self.image, f)
+                                                  for f in ("mean", "scale", "components", "bank")}}
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(Path(folder) / OOD_FILE))
-        return {"k": self.k, **{f"{m}_radius": self.spaces[m].radius for m in MODALITIES}}
+        return {"k": self.k, "text_radius": self.text.radius, "image_radius": self.image.radius}
 
     @classmethod
     def load(cls, folder: Path | str, meta: dict | None) -> Novelty | None:
@@ -108,6 +127,7 @@ class Novelty:
         if not path.is_file() or not meta:
             return None
         a = load_file(str(path))
-        spaces = {m: Space(a[f"{m}.mean"], a[f"{m}.scale"], a[f"{m}.components"], a[f"{m}.bank"],
-                           float(meta[f"{m}_radius"])) for m in MODALITIES}
-        return cls(spaces, int(meta["k"]))
+        text = SentenceBank(a["text.bank"], float(meta["text_radius"]))
+        image = Space(a["image.mean"], a["image.scale"], a["image.components"], a["image.bank"],
+                      float(meta["image_radius"]))
+        return cls(text, image, int(meta["k"]))

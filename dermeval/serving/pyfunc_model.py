@@ -27,7 +27,7 @@ from dermeval.schema import DIMENSIONS
 
 INPUT_COLUMNS = ["id", "diagnostic_text", "image", "image_b64", "line"]
 OUTPUT_COLUMNS = ["id", *DIMENSIONS, "overall", *[f"uncertainty_{d}" for d in DIMENSIONS], "needs_review",
-                  "critique", "warning", "evaluator_name", "evaluator_version", "error"]
+                  "out_of_distribution", "critique", "warning", "evaluator_name", "evaluator_version", "error"]
 DEFAULT_PARAMS = {"image_root": "", "source": "<input>"}
 
 
@@ -48,7 +48,8 @@ def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
             continue
         flat.append({"id": r["id"], **r["scores"], "overall": r["overall"],
                      **{f"uncertainty_{d}": v for d, v in r["uncertainty"].items()},
-                     "needs_review": r["needs_review"], "critique": r["critique"], "warning": r.get("warning"),
+                     "needs_review": r["needs_review"], "out_of_distribution": r.get("out_of_distribution", False),
+                     "critique": r["critique"], "warning": r.get("warning"),
                      "evaluator_name": r["evaluator"]["name"], "evaluator_version": r["evaluator"]["version"],
                      "error": None})
     frame = pd.DataFrame(flat, columns=OUTPUT_COLUMNS)
@@ -70,7 +71,8 @@ def frame_to_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
         row = {"id": r["id"], "scores": {d: round(float(r[d]), 3) for d in DIMENSIONS},
                "overall": round(float(r["overall"]), 3),
                "uncertainty": {d: round(float(r[f"uncertainty_{d}"]), 3) for d in DIMENSIONS},
-               "needs_review": bool(r["needs_review"]), "critique": r["critique"],
+               "needs_review": bool(r["needs_review"]), "out_of_distribution": bool(r["out_of_distribution"]),
+               "critique": r["critique"],
                "evaluator": {"name": r["evaluator_name"], "version": r["evaluator_version"]}}
         if isinstance(r.get("warning"), str):
             row["warning"] = r["warning"]

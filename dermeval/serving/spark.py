@@ -31,7 +31,7 @@ DEFAULT_MODEL_URI = "models:/dermeval@champion"
 def _spark_type(column: str) -> str:
     if column in DIMENSIONS or column == "overall" or column.startswith("uncertainty_"):
         return "double"
-    return "boolean" if column == "needs_review" else "string"
+    return "boolean" if column in ("needs_review", "out_of_distribution") else "string"
 
 
 RESULT_DDL = ", ".join(f"{c} {_spark_type(c)}" for c in OUTPUT_COLUMNS)

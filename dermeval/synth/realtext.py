@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from dermeval import text as tx
-from dermeval.diagnosis import conclusion_term
+from dermeval.diagnosis import conclusion_term, name_key
 from dermeval.formats.common import write_json, write_jsonl
 from dermeval.formats.dermbench import DermBenchCase, load_dermbench
 from dermeval.synth import panel as pn
@@ -41,39 +42,67 @@ def conclusion_name(case: DermBenchCase) -> str:
     return term or case.diagnosis
 
 
-def name_pool(cases: list[DermBenchCase]) -> dict[str, list[str]]:
-    """Per category, the distinct diagnoses the experts' conclusions name (the wrong-diagnosis source)."""
+def filing(cases: list[DermBenchCase]) -> dict[tuple[str, ...], str]:
+    """Per conclusion name, the category the release files it under most often (ties: the first by name).
+
+    DermNet's folders overlap (lichen planus under Eczema, impetigo under Acne): a case's folder
+    is not always the group its expert's diagnosis belongs to.
+    """
+    counts: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
+    for case in cases:
+        counts[name_key(conclusion_name(case))][case.category] += 1
+    return {k: min(c, key=lambda cat: (-c[cat], cat)) for k, c in counts.items()}
+
+
+def shown_category(case: DermBenchCase, filed: dict[tuple[str, ...], str]) -> str:
+    """The category a stand-in image of the case shows: the group of what the expert saw (the
+    release's usual filing of the expert's diagnosis), else the case's folder. A real DermNet
+    image shows what it shows: its folder."""
+    if case.image_path is not None:
+        return case.category
+    return filed.get(name_key(conclusion_name(case)), case.category)
+
+
+def name_pool(cases: list[DermBenchCase], filed: dict[tuple[str, ...], str] | None = None) -> dict[str, list[str]]:
+    """Per category, the distinct diagnoses the experts' conclusions name (the wrong-diagnosis source),
+    each under the category the release usually files it (``filed``; default: the case's folder)."""
     pool: dict[str, set[str]] = {}
     for case in cases:
-        pool.setdefault(case.category, set()).add(conclusion_name(case))
+        name = conclusion_name(case)
+        pool.setdefault((filed or {}).get(name_key(name), case.category), set()).add(name)
     return {k: sorted(v) for k, v in sorted(pool.items())}
 
 
 BENIGN_CATEGORY = "Seborrheic Keratoses and other Benign Tumors"
 
 
-def case_context(case: DermBenchCase, pool: dict[str, list[str]], rng: np.random.Generator) -> CaseContext:
+def case_context(case: DermBenchCase, pool: dict[str, list[str]], rng: np.random.Generator,
+                 category: str | None = None) -> CaseContext:
     """Urgency and malignancy from the diagnosis and the reference text, by a stated keyword rule.
 
     A substituted diagnosis comes from the same world as the text: another category's diagnosis
     as DermBench's experts wrote it, never a DermSynth catalogue name (which would let a model
-    learn "a catalogue name in an expert narrative means wrong").
+    learn "a catalogue name in an expert narrative means wrong"), and never a name of the case's
+    own category (``category``, default the case's folder) or the expert's own diagnosis.
     """
     diagnosis = conclusion_name(case)
     malignant = bool(MALIGNANT.search(case.diagnosis) or MALIGNANT.search(diagnosis))
     urgency = "urgent" if malignant or URGENT_ADVICE.search(case.reference_text) else "treat"
-    others = sorted({n for cat, names in pool.items() if cat != case.category for n in names})
+    own = category or case.category
+    others = sorted({n for cat, names in pool.items() if cat != own for n in names
+                     if name_key(n) != name_key(diagnosis)})
     benign = [n for n in pool.get(BENIGN_CATEGORY, []) if not MALIGNANT.search(n)] or ["seborrheic keratosis"]
     return CaseContext(diagnosis=diagnosis, urgency=urgency, malignant=malignant,
                        wrong_names=tuple(str(x) for x in rng.choice(others, size=min(4, len(others)), replace=False)),
                        benign_names=tuple(benign))
 
 
-def _image(case: DermBenchCase, catalogue: Catalogue, rng: np.random.Generator) -> tuple[bytes, str, int | None]:
+def _image(case: DermBenchCase, category: str, catalogue: Catalogue, rng: np.random.Generator
+           ) -> tuple[bytes, str, int | None]:
     if case.image_path is not None:
         with Image.open(case.image_path) as im:
             return png_bytes(im.convert("RGB").resize((224, 224))), "dermnet", None
-    options = catalogue.by_category[case.category]
+    options = catalogue.by_category[category]
     fitz = int(rng.choice(6, p=BASE_SKIN_MIX)) + 1
     condition = options[int(rng.integers(len(options)))]
     return png_bytes(render_condition(condition, fitz, int(rng.integers(2**31)))), "synthetic", fitz
@@ -90,7 +119,8 @@ def build_dermbench_dataset(
     if loaded.source_errors:
         raise FileNotFoundError("; ".join(str(e) for e in loaded.source_errors))
     catalogue, panel = default_catalogue(), pn.default_panel(seed)
-    pool = name_pool(loaded.records)
+    filed = filing(loaded.records)
+    pool = name_pool(loaded.records, filed)
     cases_in = loaded.records
     if limit:  # a hash-ordered sample, so every category is represented whatever the limit
         chosen = set(sorted((c.id for c in cases_in), key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).digest())
@@ -100,17 +130,18 @@ def build_dermbench_dataset(
     for case in tqdm(cases_in, desc="DermBench cases", disable=not progress, unit="case"):
         key = int.from_bytes(hashlib.sha256(case.id.encode()).digest()[:4], "big")
         rng = np.random.default_rng([seed, 2, key])
-        image, source, fitz = _image(case, catalogue, rng)
+        category = shown_category(case, filed)
+        image, source, fitz = _image(case, category, catalogue, rng)
         rel = f"images/{case.id}.png"
         (out / rel).write_bytes(image)
-        ctx = case_context(case, pool, rng)
+        ctx = case_context(case, pool, rng, category)
         row = {"id": case.id, "diagnosis": case.diagnosis, "expert_diagnosis": ctx.diagnosis,
-               "category": case.category, "fitzpatrick": fitz,
+               "category": category, "release_category": case.category, "fitzpatrick": fitz,
                "urgency": ctx.urgency, "malignant": ctx.malignant, "image": rel, "image_source": source,
                "reference_text": case.reference_text, "cot": case.cot}
         cases.append({k: v for k, v in row.items() if v is not None})
         rated = rate_candidates(case.id, case.reference_text, ctx, (CLEAN, *PROFILES), panel, rng)
-        ratings += [{**r, "image": rel, "category": case.category, "image_source": source,
+        ratings += [{**r, "image": rel, "category": category, "image_source": source,
                      **({"fitzpatrick": fitz} if fitz else {})} for r in rated]
     write_jsonl(out / "cases.jsonl", cases)
     write_jsonl(out / "ratings.jsonl", ratings)

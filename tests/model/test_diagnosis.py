@@ -111,3 +111,14 @@ def test_a_dermsynth_evaluator_flags_real_expert_text_as_out_of_distribution(tra
     assert own_ood <= 0.15, own_ood    # its own held-out cases are not
     assert all(r["needs_review"] for r in real if r["out_of_distribution"])
     assert set(real[0]["novelty"]) == {"text", "image"} and set(real[0]["scores"]) == set(DIMENSIONS)
+
+
+def test_each_dimension_quotes_its_own_sentence_when_attention_allows():
+    from dermeval.model.critique import evidence_order
+
+    spread = np.tile([0.5, 0.3, 0.2], (6, 1))
+    leads = [q[0] for q in evidence_order(spread)]
+    assert len(set(leads)) == 3  # three sentences carry weight: three different leads
+    peaked = np.tile([0.97, 0.02, 0.01], (6, 1))
+    assert {q[0] for q in evidence_order(peaked)} == {0}  # a sentence hardly read is never quoted instead
+    assert evidence_order(np.zeros((6, 0))) == [[] for _ in range(6)]
