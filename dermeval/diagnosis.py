@@ -249,18 +249,25 @@ class DiagnosisVocabulary:
         return tuple(counts.get(c, 0.0) / total for c in self.categories)
 
     def find_name(self, text: str) -> tuple[tuple[str, ...], str] | None:
-        """The first known name in the text, the longest where several start at one word:
-        its key and the words as the text writes them."""
+        """The longest known name in the text (the first of equally long ones): its key and the
+        words as the text writes them. A longer name is the more specific diagnosis ("erythema
+        nodosum" over "erythema")."""
         low = _ascii(text)
         found = [(_stem(m.group()), m.start(), m.end()) for m in _TOKEN.finditer(low)]
         found = [f for f in found if f[0] not in _STOP]
         toks = [f[0] for f in found]
+        best: tuple[int, int] | None = None  # (length, start)
         for i in range(len(toks)):
             for n in range(min(MAX_PHRASE, len(toks) - i), 0, -1):
                 key = tuple(toks[i:i + n])
                 if key in self.names and (n > 1 or self._specific(key[0])):
-                    return key, " ".join(low[found[i][1]:found[i + n - 1][2]].split())
-        return None
+                    if best is None or n > best[0]:
+                        best = (n, i)
+                    break
+        if best is None:
+            return None
+        n, i = best
+        return tuple(toks[i:i + n]), " ".join(low[found[i][1]:found[i + n - 1][2]].split())
 
     def _specific(self, tok: str) -> bool:
         """A one-word name counts only when the word points at one category more than at chance."""
@@ -297,6 +304,17 @@ class DiagnosisVocabulary:
         probs, conf = self.vote(text)
         return Match(None, probs, conf)
 
+    def conclusion(self, sentence: str) -> Match:
+        """The diagnosis a conclusion sentence states: its bold term when it sets one and the term
+        is a known name, else the longest known name in the sentence (no word vote)."""
+        term = conclusion_term(sentence)
+        for text in ([term] if term else []) + [sentence]:
+            hit = self.find_name(text)
+            if hit is not None:
+                probs = self._dist(self.names[hit[0]])
+                return Match(hit[1], probs, max(probs))
+        return Match(None, tuple(0.0 for _ in self.categories), 0.0)
+
     def category(self, text: str) -> str | None:
         return self.classify(text).best(self.categories)
 
@@ -318,8 +336,8 @@ def conclusion_term(sentence: str) -> str | None:
 def category_features(texts: Sequence[str], vocab: DiagnosisVocabulary | None, categories: Sequence[str]
                       ) -> np.ndarray:
     """Per conclusion sentence: the vocabulary's category distribution over ``categories`` and its
-    weight (1 for a known name, half the vote's confidence for a word vote, 0 for nothing or no
-    vocabulary), shape ``(n, len(categories) + 1)``."""
+    weight (1 for a known name; 0 when the sentence names nothing the vocabulary knows, or there is
+    no vocabulary: the learned text head then decides alone), shape ``(n, len(categories) + 1)``."""
     out = np.zeros((len(texts), len(categories) + 1), np.float32)
     if vocab is None:
         return out
@@ -327,12 +345,12 @@ def category_features(texts: Sequence[str], vocab: DiagnosisVocabulary | None, c
     for i, text in enumerate(texts):
         if not text:
             continue
-        m = vocab.classify(text)
+        m = vocab.conclusion(text)
         probs = np.array([m.probs[p] if p >= 0 else 0.0 for p in pos], np.float32)
-        if m.confidence <= 0 or probs.sum() <= 0:
+        if m.name is None or probs.sum() <= 0:
             continue
         out[i, :-1] = probs / probs.sum()
-        out[i, -1] = 1.0 if m.name is not None else 0.5 * m.confidence
+        out[i, -1] = 1.0
     return out
 
 

@@ -46,6 +46,7 @@ class Units:
     stats: np.ndarray
     truncated_from: int | None = None
     conclusion: int = -1  # index of the unit that states the conclusion, -1 if none
+    conclusion_sentence: str = ""  # that sentence as written (bold kept: it often marks the diagnosis)
 
 
 def narrative_units(narrative: str) -> Units:
@@ -65,10 +66,11 @@ def narrative_units(narrative: str) -> Units:
     truncated = len(units) if len(units) > MAX_UNITS else None
     if conclusion >= MAX_UNITS:
         conclusion = -1
+    sentence = " ".join(parts[concl_part].split()) if conclusion >= 0 and concl_part is not None else ""
     words = len(narrative.split())
     stats = np.array([np.log1p(words) / 7.0, min(len(units), MAX_UNITS) / 40.0, float(words == 0),
                       float(narrative.count("<think>") > 0)], np.float32)
-    return Units(units[:MAX_UNITS], stats, truncated, conclusion)
+    return Units(units[:MAX_UNITS], stats, truncated, conclusion, sentence)
 
 
 class FeatureStore:

@@ -30,8 +30,8 @@ class FeatureSet:
     stats: np.ndarray  # (n, N_STATS)
     conclusion: np.ndarray  # (n,) position of the conclusion among the record's units, -1 if none
     warnings: dict[str, str] = field(default_factory=dict)
-    # The conclusion sentence of each record as the model reads it ("" if none), for the
-    # diagnosis vocabulary; a feature set saved before it existed loads with "" everywhere.
+    # The conclusion sentence of each record as written ("" if none), for the diagnosis
+    # vocabulary; a feature set saved before it existed loads with "" everywhere.
     conclusion_text: np.ndarray | None = None
     # Per record, the vocabulary's category distribution and weight (set by attach_vocabulary).
     vocab: np.ndarray | None = None
@@ -120,7 +120,7 @@ def featurize(
         unit_lists.append(u.units)
         stats.append(u.stats)
         concl.append(u.conclusion)
-        concl_text.append(u.units[u.conclusion] if u.conclusion >= 0 else "")
+        concl_text.append(u.conclusion_sentence)
     uniq_img = list(dict.fromkeys(img_paths))
     img_pos = {p: i for i, p in enumerate(uniq_img)}
     uniq_units = list(dict.fromkeys(u for units in unit_lists for u in units))

@@ -142,7 +142,7 @@ class Evaluator:
         if not self.categories or fs.conclusion[i] < 0:
             return None
         text = str(fs.conclusions()[i])
-        name = self.vocabulary.classify(text).name if self.vocabulary is not None and text else None
+        name = self.vocabulary.conclusion(text).name if self.vocabulary is not None and text else None
         named = self.categories[int(np.argmax(pred["named_category"][k]))]
         seen = self.categories[int(np.argmax(pred["seen_category"][k]))]
         return {"conclusion": name, "conclusion_category": named, "seen_category": seen,
@@ -156,7 +156,7 @@ class Evaluator:
                         units=self.featurizer.sentence_vectors(units.units), offsets=np.array([0, len(units.units)]),
                         unit_index=np.arange(len(units.units)), stats=units.stats[None],
                         conclusion=np.array([units.conclusion]),
-                        conclusion_text=np.array([units.units[units.conclusion] if units.conclusion >= 0 else ""]),
+                        conclusion_text=np.array([units.conclusion_sentence]),
                         warnings={"-": f"narrative has {units.truncated_from} sentence units; the first "
                                        f"{len(units.units)} were used"} if units.truncated_from else {})
         row = self._row(fs, 0, self.predict(fs, with_attention=True), 0, units.units)

@@ -112,3 +112,23 @@ def test_dermbench_derived_dataset(dermbench_root: Path, tmp_path: Path):
     clean = [r for r in rows if r["model"] == "dermbench-reference"]
     assert all(r["truth"]["defects"] == [] and r["image_source"] == "synthetic" for r in clean)
     assert all(not e.errors for e in validate_path(tmp_path / "db"))
+
+
+def test_stand_in_images_show_the_group_of_the_experts_diagnosis():
+    from dermeval.formats.dermbench import DermBenchCase
+    from dermeval.synth.realtext import filing, shown_category
+
+    def case(i: int, category: str, name: str) -> DermBenchCase:
+        return DermBenchCase(id=f"c{i}", category=category, diagnosis="x", dermnet_image_path="x.jpg", cot="x",
+                             cot_sha256="0", reference_text=f"Findings here. The most likely diagnosis is **{name}**.")
+
+    lp, ec = "Psoriasis pictures Lichen Planus and related diseases", "Eczema Photos"
+    cases = [case(0, lp, "lichen planus"), case(1, lp, "Lichen Planus"), case(2, ec, "lichen planus"),
+             case(3, ec, "nummular eczema")]
+    filed = filing(cases)
+    # DermNet filed case 2 under Eczema; its expert saw lichen planus, so its stand-in shows that group.
+    assert shown_category(cases[2], filed) == lp and shown_category(cases[3], filed) == ec
+    pool = name_pool(cases, filed)
+    assert pool[lp] == ["Lichen Planus", "lichen planus"] and pool[ec] == ["nummular eczema"]
+    ctx = case_context(cases[2], pool, np.random.default_rng(0), lp)
+    assert ctx.wrong_names == ("nummular eczema",)  # never its own name, never its own group
