@@ -198,7 +198,7 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
         for k, r in enumerate(rows):
             truth = {d["name"] for d in (r.get("truth") or {}).get("defects", [])}
             test_ok += [c in truth for c in claims(tp["defect_probs"][k])]
-    mismatch = pred["match"] < MISMATCH_THRESHOLD
+    mismatch = (pred["match"] < MISMATCH_THRESHOLD) & pred["named"]  # what the critique states
     broken = np.array([r["variant"] in MISMATCH_VARIANTS for r in stress_rows])
     has_concl = pred["match"] > 0
     evidence = pred["evidence"]

@@ -85,10 +85,13 @@ def claimed(defect_probs: dict[str, float]) -> set[str]:
 
 
 def diagnosis_sentence(check: dict[str, Any] | None) -> str | None:
-    """The diagnosis check in a clinician's words, when the conclusion does not fit the case."""
-    if not check or check.get("agreement") is None or check["agreement"] >= MISMATCH_THRESHOLD:
+    """The diagnosis check in a clinician's words, when the conclusion does not fit the case. Said
+    only when the vocabulary recognised the diagnosis: the learned text head alone is not sure
+    enough on wording it never saw to tell a clinician the conclusion is wrong."""
+    if (not check or check.get("agreement") is None or check["agreement"] >= MISMATCH_THRESHOLD
+            or not check.get("conclusion")):
         return None
-    named = check.get("conclusion") or "the stated diagnosis"
+    named = check["conclusion"]
     return (f"Diagnosis check: conclusion: {named} ({label(check['conclusion_category'])}); "
             f"image and findings: {label(check['seen_category'])}.")
 

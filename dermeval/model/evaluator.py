@@ -99,6 +99,8 @@ class Evaluator:
                "match": raw["match"], "seen_category": raw["seen_category"], "named_category": raw["named_category"]}
         if self.novelty is not None:
             out["novelty"] = self.novelty.score(fs, idx)
+        # Whether the diagnosis vocabulary recognised the conclusion's diagnosis.
+        out["named"] = fs.vocab[idx, -1] > 0 if fs.vocab is not None else np.zeros(len(idx), bool)
         if with_attention:
             out["attention"] = raw["attention"]
         return out

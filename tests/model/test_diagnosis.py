@@ -65,6 +65,8 @@ def test_critique_names_a_mismatch_in_clinical_words():
     assert "Diagnosis check" in crit["dimensions"]["accuracy"]["justification"]
     fits = build_critique(scores, sigma, ["a"], np.ones((6, 1)), {}, {**check, "agreement": 0.9})
     assert "Diagnosis check" not in critique_text(fits, 2.0) and fits["diagnosis_check"]["fits"]
+    unnamed = build_critique(scores, sigma, ["a"], np.ones((6, 1)), {}, {**check, "conclusion": None})
+    assert "Diagnosis check" not in critique_text(unnamed, 2.0)  # no recognised name: nothing claimed
 
 
 def test_the_vocabulary_maps_held_out_dermbench_conclusions(dermbench_root):
