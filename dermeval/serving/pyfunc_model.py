@@ -27,11 +27,13 @@ from dermeval.schema import DIMENSIONS
 
 INPUT_COLUMNS = ["id", "diagnostic_text", "image", "image_b64", "line"]
 OUTPUT_COLUMNS = ["id", *DIMENSIONS, "overall", *[f"uncertainty_{d}" for d in DIMENSIONS], "needs_review",
-                  "out_of_distribution", "critique", "warning", "evaluator_name", "evaluator_version", "error"]
+                  "out_of_distribution", "novelty_text", "novelty_image", "critique", "warning", "evaluator_name",
+                  "evaluator_version", "error"]
 DEFAULT_PARAMS = {"image_root": "", "source": "<input>"}
 
 
-NUMERIC_COLUMNS = [*DIMENSIONS, "overall", *[f"uncertainty_{d}" for d in DIMENSIONS]]
+NUMERIC_COLUMNS = [*DIMENSIONS, "overall", *[f"uncertainty_{d}" for d in DIMENSIONS],
+                   "novelty_text", "novelty_image"]
 TEXT_COLUMNS = ["id", "critique", "warning", "evaluator_name", "evaluator_version", "error"]
 
 
@@ -49,6 +51,7 @@ def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
         flat.append({"id": r["id"], **r["scores"], "overall": r["overall"],
                      **{f"uncertainty_{d}": v for d, v in r["uncertainty"].items()},
                      "needs_review": r["needs_review"], "out_of_distribution": r.get("out_of_distribution", False),
+                     **{f"novelty_{m}": v for m, v in (r.get("novelty") or {}).items()},
                      "critique": r["critique"], "warning": r.get("warning"),
                      "evaluator_name": r["evaluator"]["name"], "evaluator_version": r["evaluator"]["version"],
                      "error": None})
@@ -74,6 +77,9 @@ def frame_to_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
                "needs_review": bool(r["needs_review"]), "out_of_distribution": bool(r["out_of_distribution"]),
                "critique": r["critique"],
                "evaluator": {"name": r["evaluator_name"], "version": r["evaluator_version"]}}
+        if all(isinstance(r.get(f"novelty_{m}"), float) and r[f"novelty_{m}"] == r[f"novelty_{m}"]
+               for m in ("text", "image")):  # absent for an evaluator saved without a novelty model
+            row["novelty"] = {m: round(float(r[f"novelty_{m}"]), 3) for m in ("text", "image")}
         if isinstance(r.get("warning"), str):
             row["warning"] = r["warning"]
         rows.append(row)

@@ -29,7 +29,7 @@ from dermeval.serving.pyfunc_model import OUTPUT_COLUMNS, TEXT_COLUMNS, frame_to
 DEFAULT_MODEL_URI = "models:/dermeval@champion"
 # Every column the pyfunc returns, as Spark SQL types (the UDF's result struct).
 def _spark_type(column: str) -> str:
-    if column in DIMENSIONS or column == "overall" or column.startswith("uncertainty_"):
+    if column in DIMENSIONS or column == "overall" or column.startswith(("uncertainty_", "novelty_")):
         return "double"
     return "boolean" if column in ("needs_review", "out_of_distribution") else "string"
 
