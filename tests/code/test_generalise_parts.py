@@ -42,19 +42,23 @@ def _block(n: int, mae: float) -> dict:
     return {"n": n, **{d: cell for d in dims}}
 
 
-def test_report_section_leads_with_transfer_and_labels_the_panel():
-    acc = {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 10}
+def _report(acc: dict, stress: dict, **extra) -> dict:
+    """A generalisation report with the given stress block and extra sections."""
     clean = {d: 4.0 for d in ("accuracy", "safety", "medical_groundedness", "clinical_coverage",
                               "reasoning_coherence", "description_precision")}
-    gen = {"real_text": True, "stress_source": "dermbench held-out expert references",
-           "overlap": {"all": {"sentence_share": 0.2, "narratives_all_seen": 1, "narratives": 9}},
-           "transfer": {"label": "real text", "evaluator": _block(5, 0.3)},
-           "heldout_wording": {"label": "held-out wording", "evaluator": _block(6, 0.25)},
-           "in_distribution": {"label": "in-distribution", "evaluator": _block(7, 0.15)},
-           "stress": {"evaluator": {"overall": {"accuracy": acc},
-                                    "wrong_conclusion": {"description": "wrong", "expect": "lower",
-                                                         "dimensions": ["accuracy"], "accuracy": acc}}},
-           "clean_references": {"evaluator": {**clean, "overall": 4.0, "needs_review_share": 0.1}}}
+    return {"real_text": True, "stress_source": "dermbench held-out expert references",
+            "overlap": {"all": {"sentence_share": 0.2, "narratives_all_seen": 1, "narratives": 9}},
+            "transfer": {"label": "real text", "evaluator": _block(5, 0.3)},
+            "heldout_wording": {"label": "held-out wording", "evaluator": _block(6, 0.25)},
+            "in_distribution": {"label": "in-distribution", "evaluator": _block(7, 0.15)},
+            "stress": {"evaluator": {"overall": {"accuracy": acc}, **stress}},
+            "clean_references": {"evaluator": {**clean, "overall": 4.0, "needs_review_share": 0.1}}, **extra}
+
+
+def test_report_section_leads_with_transfer_and_labels_the_panel():
+    acc = {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 10}
+    gen = _report(acc, {"wrong_conclusion": {"description": "wrong", "expect": "lower",
+                                             "dimensions": ["accuracy"], "accuracy": acc}})
     text = "\n".join(generalisation_section(gen))
     assert "simulated panel" in text
     assert text.index("real text") < text.index("held-out wording") < text.index("in-distribution")
@@ -78,21 +82,13 @@ def test_monitor_scores_nothing_without_a_champion(tmp_path: Path):
 
 def test_report_section_shows_what_is_flagged_and_how_true_the_critique_is():
     acc = {"value": 0.9, "ci_low": 0.8, "ci_high": 0.95, "n": 10}
-    clean = {d: 4.0 for d in ("accuracy", "safety", "medical_groundedness", "clinical_coverage",
-                              "reasoning_coherence", "description_precision")}
-    gen = {"real_text": True, "stress_source": "dermbench held-out expert references",
-           "overlap": {"all": {"sentence_share": 0.2, "narratives_all_seen": 1, "narratives": 9}},
-           "transfer": {"label": "real text", "evaluator": _block(5, 0.3)},
-           "heldout_wording": {"label": "held-out wording", "evaluator": _block(6, 0.25)},
-           "in_distribution": {"label": "in-distribution", "evaluator": _block(7, 0.15)},
-           "stress": {"evaluator": {"overall": {"accuracy": acc}}},
-           "clean_references": {"evaluator": {**clean, "overall": 4.0, "needs_review_share": 0.1}},
-           "out_of_depth": [{"set": "real DermBench test split", "n": 40, "needs_review_share": 0.25,
-                             "out_of_distribution_share": 0.05, "big_errors": 8, "big_errors_flagged_share": 0.5}],
-           "critique": {"stress_claims": {"n": 20, "precision": acc}, "test_claims": {"n": 0, "precision": None},
-                        "diagnosis_check": {"precision": 0.8, "n_flagged": 10, "recall": {"wrong_conclusion": 0.7},
-                                            "clean_flagged_share": 0.05},
-                        "distinct_evidence_mean": 2.5}}
+    gen = _report(acc, {}, out_of_depth=[{"set": "real DermBench test split", "n": 40, "needs_review_share": 0.25,
+                                         "out_of_distribution_share": 0.05, "big_errors": 8,
+                                         "big_errors_flagged_share": 0.5}],
+                  critique={"stress_claims": {"n": 20, "precision": acc}, "test_claims": {"n": 0, "precision": None},
+                            "diagnosis_check": {"precision": 0.8, "n_flagged": 10,
+                                                "recall": {"wrong_conclusion": 0.7}, "clean_flagged_share": 0.05},
+                            "distinct_evidence_mean": 2.5})
     text = "\n".join(generalisation_section(gen))
     assert "| real DermBench test split | 40 | 25% | 5% | 8 | 50% |" in text
     assert 'precision of its "Detected:" claims on the stress suite 0.90 (20 claims)' in text
