@@ -20,6 +20,7 @@ vocabulary. The vocabulary is saved as JSON beside the evaluator's weights.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -145,24 +146,29 @@ def name_key(text: str) -> tuple[str, ...]:
     return tuple(t for t in tokens(text) if t not in _STOP)
 
 
-def icd_terms() -> list[tuple[str, str, str]]:
-    """``(term, category, code)`` for every ICD-10-CM code under a mapped range: the description
-    (the part before a comma qualifier, and the whole) and the inclusion terms."""
+@functools.cache
+def _icd_terms() -> tuple[tuple[str, str, str], ...]:
     import simple_icd_10_cm as cm  # parses the tabular list at import (about 4 s); only building needs it
 
-    prefixes = sorted(ICD_CATEGORY, key=len, reverse=True)
+    lengths = sorted({len(p) for p in ICD_CATEGORY}, reverse=True)
     out: list[tuple[str, str, str]] = []
     for code in cm.get_all_codes(with_dots=True):
         if not cm.is_category_or_subcategory(code):
             continue
-        prefix = next((p for p in prefixes if code.startswith(p)), None)
-        if prefix is None:
+        category = next((ICD_CATEGORY[code[:n]] for n in lengths if code[:n] in ICD_CATEGORY), None)
+        if category is None:
             continue
-        category = ICD_CATEGORY[prefix]
         desc = cm.get_description(code)
         for term in {desc, desc.split(",")[0], *cm.get_inclusion_term(code)}:
             out.append((term, category, code))
-    return out
+    return tuple(out)
+
+
+def icd_terms() -> list[tuple[str, str, str]]:
+    """``(term, category, code)`` for every ICD-10-CM code under a mapped range (the longest mapped
+    prefix decides): the description (the part before a comma qualifier, and the whole) and the
+    inclusion terms. Read once per process."""
+    return list(_icd_terms())
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,11 @@ class SentenceBank:
         vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-9)
         return cls(vecs.astype(np.float16))
 
+    def __post_init__(self) -> None:
+        self._bank32 = self.bank.astype(np.float32)  # converted once, not on every scoring call
+
     def distance(self, fs, idx: np.ndarray) -> np.ndarray:
-        bank = self.bank.astype(np.float32)
+        bank = self._bank32
         out = np.zeros(len(idx), np.float32)
         for row, i in enumerate(idx):
             u = _sentences(fs, i)
