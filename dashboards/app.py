@@ -60,12 +60,28 @@ def store_or_stop():
     return url
 
 
+def champion_version() -> str | None:
+    """The champion as the monitor names it (``dermeval/v3``), or None when the registry has none or is unreadable."""
+    status = registry_status(str(data.project()))
+    if isinstance(status, data.Missing) or not status.get("champion"):
+        return None
+    return f"{status['model']}/v{status['champion']}"
+
+
 def pick_version(url: str) -> str | None:
+    """The evaluator whose view every page shows: the champion's unless the reader picks another."""
     versions = q("evaluator_versions", url)
     if not versions:
         st.info("No batch has been summarised yet: run `dermeval monitor`.")
         return None
-    return st.sidebar.selectbox("Evaluator version", versions, index=0, key="version")
+    champ = champion_version()
+    index = versions.index(champ) if champ in versions else 0
+    picked = st.sidebar.selectbox("Evaluator version", versions, index=index, key="version",
+                                  format_func=lambda v: f"{v} (champion)" if v == champ else v)
+    if champ and champ not in versions:
+        st.sidebar.warning(f"The champion {champ} has not scored any batch yet: run the monitor "
+                           "(`dvc repro monitor`); showing the last evaluator that did.")
+    return picked
 
 
 def store_and_version() -> tuple[str, str] | None:
@@ -79,17 +95,25 @@ def store_and_version() -> tuple[str, str] | None:
 def overview() -> None:
     st.header("Overview")
     status = registry_status(str(data.project()))
-    metrics = data.report("metrics.json")
+    metrics, gen, whose = data.report("metrics.json"), data.report("generalisation.json"), None
     col1, col2, col3 = st.columns(3)
     if isinstance(status, data.Missing):
         st.warning(status.message)
     else:
         col1.metric("Champion", f"v{status['champion']}" if status["champion"] else "none")
         col2.metric("Challenger", f"v{status['challenger']}" if status["challenger"] else "none")
+        row = next((v for v in status["versions"] if v["version"] == status["champion"]), None)
+        if row and "overall_mae" in row.get("metrics", {}):  # the champion's own figures, from its MLflow run
+            metrics = gen = row["metrics"]
+            whose = f"champion v{status['champion']}"
     if isinstance(metrics, data.Missing):
         st.info(metrics.message)
     else:
-        gen = data.report("generalisation.json")
+        if whose is None:
+            gate = data.report("gate/gate.json")
+            latest = f"v{gate['version']}" if not isinstance(gate, data.Missing) else "the latest trained version"
+            whose = f"{latest}, the latest trained version (no champion)"
+        st.caption(f"Evaluator figures below are those of {whose}.")
         if not isinstance(gen, data.Missing) and "gen_transfer_overall_mae" in gen:
             col3.metric("Transfer deviation (MAE, real text)", f"{gen['gen_transfer_overall_mae']:.3f}",
                         help="Real DermBench cases never seen in training, simulated panel ratings. "
@@ -99,7 +123,7 @@ def overview() -> None:
         dev = pd.DataFrame({"dimension": [TITLE[d] for d in DIMENSIONS],
                             "MAE": [metrics[f"mae_{d}"] for d in DIMENSIONS]})
         chart = alt.Chart(dev).mark_bar().encode(x="MAE:Q", y=alt.Y("dimension:N", sort=None))
-        st.subheader("In-distribution deviation from the simulated panel per dimension")
+        st.subheader(f"In-distribution deviation from the simulated panel per dimension ({whose})")
         st.altair_chart(chart, width="stretch")
         st.caption(f"{SIMULATED} The paper's figures (DermEval {PAPER_DERMEVAL_MAE}, DermBench judge "
                    f"{PAPER_JUDGE_MAE}) come from real physicians and are not comparable with simulated ones. "
@@ -120,10 +144,16 @@ def overview() -> None:
     if isinstance(eng, data.Missing):
         st.info(eng.message)
         return
-    alerts = q("open_alerts", url)
+    if isinstance(eng, data.Missing) or q("table_counts", url)["scores"] == 0:
+        st.info("No batch has been monitored yet.")
+        return
+    version = pick_version(url)
+    alerts = q("open_alerts", url, version)
     st.metric("Open alerts", len(alerts))
+    st.caption(f"Raised by evaluator {version}; acknowledged ones included. "
+               "`dermeval alerts ack|resolve ID --reason ...` moves one on.")
     if len(alerts):
-        st.dataframe(alerts[["batch_id", "kind", "model", "feature", "message"]], hide_index=True)
+        st.dataframe(alerts[["id", "batch_id", "status", "kind", "model", "feature", "message"]], hide_index=True)
 
 
 def trust() -> None:
@@ -166,16 +196,17 @@ def trust() -> None:
 
 def drift() -> None:
     st.header("Drift")
-    url = store_or_stop()
-    if not url:
+    picked = store_and_version()
+    if not picked:
         return
-    batches = q("drift_by_batch", url)
+    url, version = picked
+    batches = q("drift_by_batch", url, version)
     if not len(batches):
         st.info("No drift results yet: the first batches form the reference window.")
         return
     st.dataframe(batches[["batch_id", "week", "features", "drifted"]], hide_index=True)
     batch = st.selectbox("Batch", list(batches["batch_id"]), index=len(batches) - 1)
-    details = q("drift_details", url, batch)
+    details = q("drift_details", url, batch, version)
     st.dataframe(details[["kind", "feature", "model", "statistic", "drifted", "reference_mean", "current_mean"]],
                  hide_index=True)
     path = details["report_path"].dropna().iloc[0] if details["report_path"].notna().any() else None

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import typer
 
+from dermeval.commands.alerts import alerts_app
+
 app = typer.Typer(help="DermEval Ops: train, gate, serve and monitor dermatology narrative evaluators.",
                   no_args_is_help=True, add_completion=False)
+app.add_typer(alerts_app, name="alerts")
 
 
 def _err(msg: str) -> None:

@@ -138,3 +138,78 @@ def plot_tables(test_rows: Sequence[dict[str, Any]], predicted: dict[str, np.nda
                   "n": v["n"]}
                  for kind, table in report["slices"].items() for value, v in table.items()]
     return {"predicted_vs_expert": scatter, "calibration": calibration, "slice_deviation": per_slice}
+
+
+SLICE_KEYS = {"category": "category", "skin_type": "fitzpatrick", "candidate_model": "model", "source": "source"}
+
+
+def paired_difference(diff: np.ndarray, groups: Sequence, *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Mean of per-row differences with a case-resampling bootstrap 95% CI.
+
+    The rows of one case move together: each resample draws whole cases with replacement and
+    takes the row-weighted mean, so the CI reflects how many independent cases back the figure.
+    """
+    diff = np.asarray(diff, float)
+    out: dict[str, Any] = {"n": int(len(diff)), "value": float(diff.mean()) if len(diff) else float("nan")}
+    _, inverse = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    n_groups = int(inverse.max()) + 1 if len(diff) else 0
+    out["n_cases"] = n_groups
+    if n_groups < 3 or n_boot <= 0:
+        return {**out, "ci_low": float("nan"), "ci_high": float("nan")}
+    sums = np.bincount(inverse, weights=diff, minlength=n_groups)
+    sizes = np.bincount(inverse, minlength=n_groups).astype(float)
+    draws = np.random.default_rng(seed).multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=n_boot)
+    means = (draws @ sums) / (draws @ sizes)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {**out, "ci_low": float(lo), "ci_high": float(hi)}
+
+
+def paired_comparison(rows: Sequence[dict[str, Any]], challenger: dict[str, np.ndarray],
+                      champion: dict[str, np.ndarray], *, n_boot: int = 1000, safety_floor: float | None = None,
+                      slice_kinds: Sequence[str] = ("category", "skin_type", "candidate_model"),
+                      slice_min_n: int = 60, seed: int = 0) -> dict[str, Any]:
+    """Challenger minus champion on the same rated rows: the absolute-error difference per dimension,
+    overall and per slice, and the difference in unsafe-narrative recall, each with a 95% CI.
+
+    Positive error differences mean the challenger deviates more from the panel. Every figure
+    is paired (both evaluators scored the very same narratives), so case-to-case difficulty
+    cancels out and a small real regression is not hidden by the spread between test sets.
+    """
+    expert = _by_dim(rows)
+    groups = [str(r.get("case_id") or r["id"]) for r in rows]
+
+    def errors(pred: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        err = {d: np.abs(np.asarray(pred[d], float) - expert[d]) for d in DIMENSIONS}
+        err["overall"] = np.abs(overall_score(pred) - overall_score(expert))
+        return err
+
+    mine, theirs = errors(challenger), errors(champion)
+    diff = {k: mine[k] - theirs[k] for k in mine}
+    report: dict[str, Any] = {
+        "n": len(rows), "n_cases": len(set(groups)), "measure": "absolute error, challenger - champion",
+        "mae": {k: {"challenger": float(mine[k].mean()), "champion": float(theirs[k].mean())} for k in mine},
+        "difference": {k: paired_difference(v, groups, n_boot=n_boot, seed=seed) for k, v in diff.items()},
+        "slices": {},
+    }
+    for kind in slice_kinds:
+        keys = np.asarray([str(r.get(SLICE_KEYS[kind])) for r in rows])
+        if all(r.get(SLICE_KEYS[kind]) is None for r in rows):
+            continue
+        table = {}
+        for value in sorted(set(keys)):
+            idx = np.flatnonzero(keys == value)
+            if len(idx) < slice_min_n:
+                continue
+            table[value] = paired_difference(diff["overall"][idx], [groups[i] for i in idx], n_boot=n_boot,
+                                             seed=seed)
+        report["slices"][kind] = table
+    if safety_floor is not None:
+        unsafe = expert["safety"] < safety_floor
+        caught_mine = (np.asarray(challenger["safety"], float) < safety_floor)[unsafe].astype(float)
+        caught_theirs = (np.asarray(champion["safety"], float) < safety_floor)[unsafe].astype(float)
+        g = [groups[i] for i in np.flatnonzero(unsafe)]
+        recall = paired_difference(caught_mine - caught_theirs, g, n_boot=n_boot, seed=seed)
+        report["unsafe_recall"] = {**recall, "floor": safety_floor,
+                                   "challenger": float(caught_mine.mean()) if len(g) else float("nan"),
+                                   "champion": float(caught_theirs.mean()) if len(g) else float("nan")}
+    return report

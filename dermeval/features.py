@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from dermeval import text as tx
+from dermeval.encoders import key_prefix as encoder_key
 from dermeval.encoders.image import FEATURE_DIM as IMAGE_DIM
 from dermeval.encoders.runtime import check_precision
 from dermeval.encoders.text import FEATURE_DIM as TEXT_DIM
@@ -127,7 +128,8 @@ class Featurizer:
         self.store = store or FeatureStore(None)
         self.device = device
         self.precision = check_precision(precision)
-        # fp32 vectors keep the plain content hash; other precisions get their own keys.
+        # Keys: [precision:]encoder identity tag:content hash, so a vector is reused only for the
+        # same content through the same encoder build at the same precision.
         self.key_prefix = "" if precision == "fp32" else f"{precision}:"
         self._image_encoder = None
         self._text_encoder = None
@@ -135,7 +137,8 @@ class Featurizer:
 
     def image_vectors(self, images: Sequence[Image.Image | Path]) -> np.ndarray:
         """Vectors for PIL images or image files (files are keyed by their bytes, decoded only on a miss)."""
-        keys = [self.key_prefix + ("f:" + sha(im.read_bytes()) if isinstance(im, Path) else "p:" + image_key(im))
+        prefix = self.key_prefix + encoder_key("image")
+        keys = [prefix + ("f:" + sha(im.read_bytes()) if isinstance(im, Path) else "p:" + image_key(im))
                 for im in images]
         found = self.store.get("image", keys)
         missing = {k: im for k, im in zip(keys, images, strict=True) if k not in found}
@@ -153,7 +156,8 @@ class Featurizer:
         return np.stack([found[k] for k in keys]) if keys else np.zeros((0, IMAGE_DIM), np.float32)
 
     def sentence_vectors(self, units: Sequence[str]) -> np.ndarray:
-        keys = [self.key_prefix + sha(u) for u in units]
+        prefix = self.key_prefix + encoder_key("text")
+        keys = [prefix + sha(u) for u in units]
         found = self.store.get("sentence", keys)
         missing = {k: u for k, u in zip(keys, units, strict=True) if k not in found}
         if missing:

@@ -142,6 +142,46 @@ class GeneralisationBounds:
 
 
 @dataclass(frozen=True)
+class DimensionMargins:
+    """Non-inferiority margin per dimension: how much larger the challenger's mean absolute error may be."""
+
+    accuracy: float = 0.03
+    safety: float = 0.02
+    medical_groundedness: float = 0.03
+    clinical_coverage: float = 0.03
+    reasoning_coherence: float = 0.03
+    description_precision: float = 0.03
+
+
+@dataclass(frozen=True)
+class PairedBounds:
+    """The challenger against the champion on the same test rows (the champion re-scored; see registry/gate.py).
+
+    Every margin is fixed here, never relative to the champion's own value: a chain of
+    promotions cannot drift by a little each time. Non-inferior means the 95% CI's far end of
+    (challenger - champion) stays inside the margin.
+    """
+
+    n_boot: int = 1000  # case-resampling bootstrap for every paired CI
+    overall_margin: float = 0.02  # mean absolute error of the overall score
+    dimension_margin: DimensionMargins = DimensionMargins()
+    slice_margin: float = 0.06  # overall score's error within each slice below
+    slice_kinds: str = "category,skin_type,candidate_model,source"
+    slice_min_n: int = 60  # smaller slices are reported, not gated
+    unsafe_recall_margin: float | None = 0.10  # the challenger may catch at most this share fewer unsafe narratives
+
+    def __post_init__(self) -> None:
+        unknown = set(self.slice_kinds.split(",")) - {"category", "skin_type", "candidate_model", "source", ""}
+        if unknown:
+            raise ParamsError(f"gate.paired.slice_kinds: unknown slice kind(s) {sorted(unknown)}")
+        margins = [self.overall_margin, self.slice_margin, *dataclasses.astuple(self.dimension_margin)]
+        if min(margins) < 0 or (self.unsafe_recall_margin is not None and self.unsafe_recall_margin < 0):
+            raise ParamsError("gate.paired: margins must be >= 0")
+        if self.n_boot < 100:
+            raise ParamsError("gate.paired.n_boot: at least 100 resamples")
+
+
+@dataclass(frozen=True)
 class GateParams:
     """When a new evaluator version may become champion (see registry/gate.py)."""
 
@@ -152,8 +192,7 @@ class GateParams:
     slice_max: float = 0.35  # bound on the overall metric within every slice
     slice_kinds: str = "category,skin_type"  # slices the bound applies to
     slice_min_n: int = 20  # smaller slices are reported, not gated
-    regression_abs: float = 0.02  # allowed worsening vs the champion, absolute ...
-    regression_rel: float = 0.10  # ... or relative to the champion's value, whichever is larger
+    paired: PairedBounds = PairedBounds()  # vs the champion, on the same rows
     generalisation: GeneralisationBounds = GeneralisationBounds()
     unsafe_recall_min: float | None = 0.80  # of the narratives the panel rates unsafe, the share caught
 
@@ -170,8 +209,6 @@ class GateParams:
         unknown = set(self.slice_kinds.split(",")) - {"category", "skin_type", "candidate_model", ""}
         if unknown:
             raise ParamsError(f"gate.slice_kinds: unknown slice kind(s) {sorted(unknown)}")
-        if self.regression_abs < 0 or self.regression_rel < 0:
-            raise ParamsError("gate.regression_abs: tolerances must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 Scores, trust summaries, drift results and alerts go to the store (``monitor.store_url``,
 default ``sqlite:///data/store/dermeval.db``); the Evidently HTML report and a JSON
 summary of each batch go to the reports folder. Re-running is idempotent: narratives
-already scored by this evaluator version are not scored again.
+already scored by this evaluator version are not scored again. The stage depends on the
+registry's audit log, so a promotion or rollback reruns it: the new champion re-scores every
+batch (its reference window included) and its drift and alerts sit beside the previous
+champion's, which are kept.
 """
 
 from __future__ import annotations
@@ -25,31 +28,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", required=True, help="feature cache")
     ap.add_argument("--reports", required=True, help="folder for the per-batch HTML and JSON reports")
     ap.add_argument("--summary", required=True, help="JSON summary of every batch (for dvc metrics)")
-    ap.add_argument("--gate", help="the register stage's gate.json: with no champion after it, nothing is scored")
+    ap.add_argument("--gate", help="the register stage's gate.json: why there is no champion, when there is none")
     args = ap.parse_args(argv)
     params = load_params(args.params)
     p = params.monitor
-    if args.gate and p.model.endswith("@champion") and Path(args.gate).is_file():
-        gate = json.loads(Path(args.gate).read_text("utf-8"))
-        if not gate.get("champion_after"):
-            # No evaluator has passed the gate yet: an unpromoted model must not score production.
-            reason = (f"no champion: {gate.get('model')} v{gate.get('version')} failed the gate ("
-                      + "; ".join(gate.get("decision", {}).get("reasons", [])[:3]) + "); nothing was scored")
-            Path(args.reports).mkdir(parents=True, exist_ok=True)
-            write_json(args.summary, {"evaluator_version": None, "skipped": reason, "batches": [], "alerts": 0,
-                                      "narratives_stored": 0})
-            print(f"monitor: {reason}", file=sys.stderr)
-            return 0
     import mlflow
 
     from dermeval.model.evaluator import EvaluatorNotFound, load_evaluator
-    from dermeval.monitor.run import MonitorError, evaluator_version, monitor_batch
+    from dermeval.monitor.run import MonitorError, NoSuchEvaluator, evaluator_version, monitor_batch
     from dermeval.store.db import open_store
 
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or params.register.tracking_uri)
     try:
+        # The registry says who the champion is now (a reviewer may have promoted or rolled back since
+        # the last gate); a read error stops the stage, only a registry without one skips it.
         version = evaluator_version(p.model)
         evaluator = load_evaluator(p.model, cache=args.cache)
+    except NoSuchEvaluator as exc:
+        reason = f"{exc}; nothing was scored"
+        gate = json.loads(Path(args.gate).read_text("utf-8")) if args.gate and Path(args.gate).is_file() else {}
+        if gate and not gate.get("champion_after"):
+            # No evaluator has passed the gate yet: an unpromoted model must not score production.
+            reason = (f"no champion: {gate.get('model')} v{gate.get('version')} failed the gate ("
+                      + "; ".join(gate.get("decision", {}).get("reasons", [])[:3]) + "); nothing was scored")
+        Path(args.reports).mkdir(parents=True, exist_ok=True)
+        write_json(args.summary, {"evaluator_version": None, "skipped": reason, "batches": [], "alerts": 0,
+                                  "narratives_stored": 0})
+        print(f"monitor: {reason}", file=sys.stderr)
+        return 0
     except (MonitorError, EvaluatorNotFound) as exc:
         print(f"monitor: {exc}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,77 @@ def gate_markdown(gate: dict[str, Any]) -> str:
     lines += ["", "| check | value | bound | result |", "|---|---|---|---|"]
     lines += [f"| {c['name']} | {c['value']:.4f} | {c['op']} {c['bound']:.4f} | {'pass' if c['passed'] else 'FAIL'} |"
               for c in d["checks"]]
+    paired = d.get("paired")
+    if paired and not paired.get("error"):
+        lines += ["", f"## Challenger vs champion v{d['champion_version']}, same {paired['n']} test narratives "
+                  f"({paired['n_cases']} cases)", "",
+                  "Mean absolute error of each, and the paired difference (challenger - champion) with its 95% CI "
+                  "(cases resampled).", "",
+                  "| | challenger | champion | difference | 95% CI |", "|---|---|---|---|---|"]
+        for k, fig in paired["difference"].items():
+            m = paired["mae"][k]
+            lines.append(f"| {k} | {m['challenger']:.4f} | {m['champion']:.4f} | {fig['value']:+.4f} | "
+                         f"[{fig['ci_low']:+.4f}, {fig['ci_high']:+.4f}] |")
+        u = paired.get("unsafe_recall")
+        if u and u["n"]:
+            lines.append(f"| unsafe recall (Safety < {u['floor']}, n={u['n']}) | {u['challenger']:.3f} | "
+                         f"{u['champion']:.3f} | {u['value']:+.3f} | [{u['ci_low']:+.3f}, {u['ci_high']:+.3f}] |")
     return "\n".join(lines) + "\n"
+
+
+def champion_comparer(records: Path, features: Path, splits: Path, challenger: Path, model_name: str,
+                      params: Any) -> Callable[[str], dict[str, Any]]:
+    """``compare(champion_version)``: that registered version re-scores the challenger's own test rows.
+
+    Both evaluators read the same feature set, so the paired differences measure the models,
+    not two test sets. The challenger is scored once, on first use.
+    """
+    from dermeval.evaluation import paired_comparison
+    from dermeval.formats.common import read_rows
+    from dermeval.model.data import FeatureSet
+    from dermeval.model.evaluator import load_evaluator
+    from dermeval.schema import DIMENSIONS
+
+    cache: dict[str, Any] = {}
+
+    def scores(evaluator, fs, idx) -> dict[str, Any]:
+        pred = evaluator.predict(fs, idx)["scores"]
+        return {d: pred[:, j] for j, d in enumerate(DIMENSIONS)}
+
+    def compare(version: str) -> dict[str, Any]:
+        if not cache:
+            split = json.loads(splits.read_text("utf-8"))
+            rows = {r["id"]: r for r in read_rows(records)}
+            fs = FeatureSet.load(features)
+            idx = [i for i, rid in enumerate(fs.ids) if split.get(rid) == "test"]
+            cache.update(fs=fs, idx=idx, rows=[rows[fs.ids[i]] for i in idx],
+                         mine=scores(load_evaluator(challenger), fs, idx))
+        champion = load_evaluator(f"models:/{model_name}/{version}")
+        mine_enc = json.loads((challenger / "config.json").read_text("utf-8")).get("encoders")
+        # A champion from before encoder identities were recorded is tried as is (other shapes raise).
+        if champion.meta.get("encoders") and champion.meta["encoders"] != mine_enc:
+            raise ValueError(f"v{version} was trained on other encoders ({champion.meta.get('encoders')}); "
+                             "the challenger's features do not fit it")
+        theirs = scores(champion, cache["fs"], cache["idx"])
+        b = params.gate.paired
+        return paired_comparison(cache["rows"], cache["mine"], theirs, n_boot=b.n_boot,
+                                 safety_floor=params.monitor.safety_floor,
+                                 slice_kinds=[k for k in b.slice_kinds.split(",") if k], slice_min_n=b.slice_min_n)
+
+    return compare
+
+
+def paired_metrics(paired: dict[str, Any] | None) -> dict[str, float]:
+    """The paired comparison as flat MLflow metrics (``vs_champion.*``)."""
+    if not paired or paired.get("error"):
+        return {}
+    out = {}
+    for k, fig in paired["difference"].items():
+        out.update({f"vs_champion.{k}.error_diff": fig["value"], f"vs_champion.{k}.error_diff_ci_high": fig["ci_high"]})
+    if paired.get("unsafe_recall"):
+        u = paired["unsafe_recall"]
+        out.update({"vs_champion.unsafe_recall_diff": u["value"], "vs_champion.unsafe_recall_diff_ci_low": u["ci_low"]})
+    return {k: float(v) for k, v in out.items() if v == v}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", required=True, help="the trained evaluator folder")
     ap.add_argument("--reports", required=True, help="the reports folder (train/, eval/, judge/ inside)")
     ap.add_argument("--out", required=True, help="folder for the gate report (JSON + markdown)")
+    ap.add_argument("--records", help="records.jsonl, for re-scoring the champion on the test split "
+                    "(default: <data.prepared>/records.jsonl)")
+    ap.add_argument("--features", help="features.npz (default: <data.features>/features.npz)")
+    ap.add_argument("--splits", help="splits.json (default: <data.splits>)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the gate fails")
     args = ap.parse_args(argv)
     try:
@@ -146,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     simulated = bool(data_manifest.get("simulated_ratings", True))
     lock = Path("dvc.lock")
 
+    compare = champion_comparer(Path(args.records or Path(params.data.prepared) / "records.jsonl"),
+                                Path(args.features or Path(params.data.features) / "features.npz"),
+                                Path(args.splits or params.data.splits), Path(args.model), rp.model_name, params)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     registry = Registry(uri, rp.model_name, rp.audit_log)
@@ -211,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             # `dvc exp run` sets DVC_EXP_NAME: an experiment registers a challenger with its verdict only.
             decision, note = registry.gate_and_promote(version, report, params.gate, seen_champion,
                                                        experiment=os.environ.get("DVC_EXP_NAME") or None,
-                                                       generalisation=gen_flat)
+                                                       generalisation=gen_flat, compare=compare)
+            mlflow.log_metrics(paired_metrics(decision.paired))
         except Exception as exc:
             if version is not None:  # best effort: no half-registered version; the original error matters
                 with contextlib.suppress(Exception):

@@ -8,14 +8,19 @@ champion's flat metrics; every threshold and the metric's direction come from th
 2. each dimension within its own bound (``dimension_max``);
 3. every slice of the chosen kinds with at least ``slice_min_n`` narratives within ``slice_max``;
    the share of panel-unsafe narratives the evaluator also rates unsafe (``unsafe_recall_min``);
-4. against the champion (when there is one): no dimension and not the overall score worse
-   by more than ``max(regression_abs, regression_rel x champion's value)``;
+4. against the champion (when there is one), on the same rows: the champion re-scores the
+   challenger's test narratives and every check is on the paired difference with a
+   case-resampling 95% CI (``gate.paired``). Non-inferior means the CI's far end stays inside
+   a margin fixed in params.yaml: the overall score's and each dimension's absolute error,
+   each slice's (category, skin type, watched MLLM, source), and unsafe-narrative recall.
+   A champion that cannot be re-scored fails these checks: not compared is not passed;
 5. the generalisation report (``gate.generalisation``): stress-suite directional accuracy
    overall and per variant, transfer and held-out wording deviation, the clean references'
    mean. In the pipeline a missing report fails these checks: figures outside the training
    data are required.
 
-The first version ever registered has no champion, so only checks 1-3 apply to it.
+The first version ever registered has no champion, so checks 1-3 and 5 apply to it. The
+paired checks measure absolute error whatever ``gate.metric`` is.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class Decision:
     passed: bool
     checks: list[Check] = field(default_factory=list)
     champion_version: str | None = None
+    paired: dict[str, Any] | None = None  # the paired comparison with the champion, when one was made
 
     @property
     def reasons(self) -> list[str]:
@@ -49,7 +55,7 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "champion_version": self.champion_version, "reasons": self.reasons,
-                "checks": [asdict(c) for c in self.checks]}
+                "checks": [asdict(c) for c in self.checks], "paired": self.paired}
 
 
 def flat_metrics(report: dict[str, Any], metric: str = "mae") -> dict[str, float]:
@@ -92,8 +98,41 @@ def generalisation_checks(gen: dict[str, float] | None, p: GateParams) -> list[C
     return checks
 
 
-def decide(report: dict[str, Any], p: GateParams, champion: dict[str, float] | None = None,
+def paired_checks(paired: dict[str, Any] | None, p: GateParams, champion_version: str) -> list[Check]:
+    """Non-inferiority against the champion from :func:`dermeval.evaluation.paired_comparison`.
+
+    ``paired`` is None or holds an ``error`` when the champion could not be re-scored on the
+    challenger's rows; that is one failing check naming why, never a silent pass.
+    """
+    who = f"vs champion v{champion_version}"
+    if not paired or paired.get("error"):
+        why = (paired or {}).get("error") or "no paired comparison was made"
+        return [Check(f"paired comparison {who} (not measured: {why})", float("nan"), 0.0, "<=", False)]
+    b = p.paired
+
+    def upper(name: str, figure: dict[str, Any], margin: float) -> Check:
+        hi = float(figure["ci_high"])
+        passed = hi == hi and hi <= margin  # a NaN CI (too few cases) is not a pass
+        return Check(f"{name} {who}: error difference, 95% CI upper end (n={figure['n']})", hi, margin, "<=", passed)
+
+    checks = [upper("overall", paired["difference"]["overall"], b.overall_margin)]
+    checks += [upper(d, paired["difference"][d], getattr(b.dimension_margin, d)) for d in DIMENSIONS]
+    for kind in filter(None, b.slice_kinds.split(",")):
+        for value, fig in sorted(paired.get("slices", {}).get(kind, {}).items()):
+            if fig["n"] >= b.slice_min_n:
+                checks.append(upper(f"slice {kind}={value}", fig, b.slice_margin))
+    u = paired.get("unsafe_recall")
+    if b.unsafe_recall_margin is not None and u and u["n"]:
+        lo = float(u["ci_low"])
+        checks.append(Check(f"unsafe recall {who}: difference {u['challenger']:.3f} - {u['champion']:.3f}, "
+                            f"95% CI lower end (n={u['n']})", lo, -b.unsafe_recall_margin, ">=",
+                            lo == lo and lo >= -b.unsafe_recall_margin))
+    return checks
+
+
+def decide(report: dict[str, Any], p: GateParams, paired: dict[str, Any] | None = None,
            champion_version: str | None = None, generalisation: dict[str, float] | None = None) -> Decision:
+    """Every check of the gate; ``champion_version`` set means there is a champion to be compared with."""
     lower = p.direction == "lower"
     op = "<=" if lower else ">="
 
@@ -120,14 +159,7 @@ def decide(report: dict[str, Any], p: GateParams, champion: dict[str, float] | N
         recall = float(u["recall"])
         checks.append(Check(f"unsafe-narrative recall at Safety < {u['floor']} (n={u['n_unsafe']})", recall,
                             p.unsafe_recall_min, ">=", recall >= p.unsafe_recall_min))
-    if champion:
-        for key, v in mine.items():
-            if key not in champion:
-                continue
-            ref = champion[key]
-            slack = max(p.regression_abs, p.regression_rel * abs(ref))
-            bound = ref + slack if lower else ref - slack
-            checks.append(Check(f"no regression vs champion v{champion_version}: {key}", v, bound, op,
-                                ok(v, bound)))
+    if champion_version:
+        checks += paired_checks(paired, p, champion_version)
     checks += generalisation_checks(generalisation, p)
     return Decision(all(c.passed for c in checks), checks, champion_version)

@@ -11,17 +11,22 @@ from __future__ import annotations
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dermeval.params import GateParams
+from dermeval.schema import DIMENSIONS
 from dermeval.store.db import masked
 from registry.audit import AuditLog, actor, exclusive
 from registry.gate import Decision, decide
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# The figures a reader sees first for a version (its MLflow run's metrics).
+HEADLINE = ("overall_mae", *(f"mae_{d}" for d in DIMENSIONS), "unsafe_recall", "gen_transfer_overall_mae",
+            "gen_stress_accuracy", "n_test")
 
 
 def _v(mv) -> str | None:
@@ -142,7 +147,8 @@ class Registry:
             rows.append({"version": _v(v), "run_id": v.run_id, "created": v.creation_timestamp,
                          "aliases": [a for a, at in aliases.items() if at == _v(v)],
                          "gate": v.tags.get("gate.decision"),
-                         "overall_mae": m.get("overall_mae"), "mae_safety": m.get("mae_safety")})
+                         "overall_mae": m.get("overall_mae"), "mae_safety": m.get("mae_safety"),
+                         "metrics": {k: m[k] for k in HEADLINE if k in m}})
         return {"model": self.model_name, "tracking_uri": masked(self.tracking_uri),
                 "champion": _v(champ), "challenger": _v(chall),
                 "versions": rows}
@@ -199,8 +205,13 @@ class Registry:
     def gate_and_promote(self, version: str, report: dict[str, Any], params: GateParams,
                          seen_champion: str | None = None, by: str | None = None,
                          experiment: str | None = None, generalisation: dict[str, float] | None = None,
+                         compare: Callable[[str], dict[str, Any]] | None = None,
                          ) -> tuple[Decision, str | None]:
         """Gate ``version`` against the current champion and promote it if every check passes.
+
+        ``compare(champion_version)`` re-scores that champion on the challenger's test rows and
+        returns :func:`dermeval.evaluation.paired_comparison`'s report; it runs under the lock,
+        against the champion read there. Without it, or when it raises, the paired checks fail.
 
         An ``experiment`` (``dvc exp run``) proposes, it does not promote: its verdict is recorded
         and the champion stays; a reviewer promotes it with ``dermeval registry promote``.
@@ -216,7 +227,15 @@ class Registry:
                 before = "v" + seen_champion if seen_champion else "none"
                 note = (f"the champion moved from {before} to v{champ_v} while this run was working; "
                         f"v{version} was gated against v{champ_v}")
-            decision = decide(report, params, self.metrics_of(champ) if champ else None, champ_v, generalisation)
+            paired = None
+            if champ_v:
+                try:
+                    paired = compare(champ_v) if compare else None
+                except Exception as exc:  # not compared is not passed: the check says why
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    paired = {"error": f"{type(exc).__name__}: {first}"}
+            decision = decide(report, params, paired, champ_v, generalisation)
+            decision.paired = paired
             self._tag(version, {"gate.decision": "passed" if decision.passed else "failed",
                                 "gate.reasons": "; ".join(decision.reasons) or "all checks passed",
                                 "gate.champion_before": champ_v or "", "gate.by": by, "gate.time": self._now()})

@@ -35,6 +35,9 @@ class FeatureSet:
     conclusion_text: np.ndarray | None = None
     # Per record, the vocabulary's category distribution and weight (set by attach_vocabulary).
     vocab: np.ndarray | None = None
+    # The vocabulary ``vocab`` was looked up in: another evaluator scoring the same feature set
+    # (the gate's champion beside its challenger) looks the conclusions up in its own again.
+    vocab_source: Any = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -77,6 +80,7 @@ class FeatureSet:
         from dermeval.diagnosis import category_features
 
         self.vocab = category_features(list(self.conclusions()), vocab, categories)
+        self.vocab_source = (vocab, tuple(categories))
         return self
 
     def batch(self, idx: Sequence[int]) -> dict[str, torch.Tensor]:

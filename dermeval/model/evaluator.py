@@ -8,6 +8,7 @@ Nothing is pickled. The same loader serves the CLI, the pipeline, MLflow and Pyt
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from dermeval.diagnosis import VOCABULARY_FILE, DiagnosisVocabulary
+from dermeval.encoders import identities
 from dermeval.features import FeatureStore, Featurizer, narrative_units
 from dermeval.formats.records import parse_record
 from dermeval.model.critique import build_critique, critique_text, empty_critique
@@ -82,6 +84,12 @@ class Evaluator:
         vocabulary = DiagnosisVocabulary.load(path)
         if net.cfg.vocab_category and vocabulary is None:
             raise EvaluatorNotFound(f"{path}: the evaluator reads a diagnosis vocabulary; {VOCABULARY_FILE} is missing")
+        trained_on, here = meta.get("encoders"), identities()
+        if trained_on and trained_on != here:
+            changed = "; ".join(f"{k}: trained on {trained_on.get(k)}, here {v}" for k, v in here.items()
+                                if trained_on.get(k) != v)
+            warnings.warn(f"{path}: the encoders differ from the ones this evaluator was trained on ({changed}); "
+                          "its scores may shift: retrain it (`dvc repro`)", stacklevel=2)
         return cls(net, meta, featurizer, vocabulary, Novelty.load(path, meta.get("ood")))
 
     # --- prediction --------------------------------------------------------------------
@@ -89,7 +97,9 @@ class Evaluator:
                 ) -> dict[str, Any]:
         """Calibrated scores, uncertainties, defect probabilities (and attention) for a FeatureSet."""
         idx = np.arange(len(fs)) if idx is None else np.asarray(idx)
-        if self.net.cfg.vocab_category and fs.vocab is None:
+        if self.net.cfg.vocab_category and (fs.vocab is None or fs.vocab_source is None
+                                            or fs.vocab_source[0] is not self.vocabulary
+                                            or fs.vocab_source[1] != tuple(self.categories)):
             fs.attach_vocabulary(self.vocabulary, self.categories)
         raw = predict_raw(self.net, fs, idx, with_attention=with_attention)
         mean, sigma = apply_calibration(self.calibration, raw)

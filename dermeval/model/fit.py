@@ -10,6 +10,7 @@ import numpy as np
 
 from dermeval import text as tx
 from dermeval.diagnosis import DiagnosisVocabulary, conclusion_term
+from dermeval.encoders import identities
 from dermeval.model.data import FeatureSet
 from dermeval.model.evaluator import Evaluator
 from dermeval.model.ood import Novelty
@@ -55,7 +56,7 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
     meta = {"name": "dermeval", "version": "local", "calibration": calibration,
             "defect_names": targets.defect_names, "categories": categories,
             "review_threshold": review_threshold, "train": asdict(cfg),
-            "split_sizes": {k: int(len(v)) for k, v in idx.items()}}
+            "split_sizes": {k: int(len(v)) for k, v in idx.items()}, "encoders": identities()}
     return Evaluator(net, meta, vocabulary=vocab, novelty=novelty), history, idx
 
 

@@ -37,6 +37,10 @@ class MonitorError(RuntimeError):
     """The batch cannot be monitored at all (nothing has been written)."""
 
 
+class NoSuchEvaluator(MonitorError):
+    """The registry answered, and holds no such version or alias (e.g. no champion yet)."""
+
+
 @dataclass
 class MonitorResult:
     batch_id: str
@@ -71,7 +75,10 @@ def evaluator_version(model: str) -> str:
             mv = (client.get_model_version_by_alias(name, rest) if "@" in ref
                   else client.get_model_version(name, rest))
         except MlflowException as exc:
-            raise MonitorError(f"evaluator {model} is not registered: {str(exc).splitlines()[0]}") from None
+            code = getattr(exc, "error_code", "")
+            if code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)):
+                raise NoSuchEvaluator(f"evaluator {model} is not registered: {str(exc).splitlines()[0]}") from None
+            raise MonitorError(f"cannot read evaluator {model} from the registry: {str(exc).splitlines()[0]}") from None
         return f"{name}/v{mv.version}"
     weights = Path(model) / "model.safetensors"
     if not weights.is_file():
@@ -217,7 +224,7 @@ def monitor_batch(batch_path: Path | str, evaluator: Any, version: str, engine: 
     with engine.begin() as conn:
         ingest.replace_batch_results(conn, batch_id, version, trust, drift_rows)
         ingest.rebuild_rollups(conn, batch_id, version, week, p.safety_floor)
-        ingest.add_alerts(conn, batch_id, alerts)
+        ingest.add_alerts(conn, batch_id, version, alerts)
         conn.execute(Batch.__table__.update().where(Batch.__table__.c.id == batch_id).values(
             finished_at=now(), rows_rejected=len(bad)))
         if audit_log is not None and Path(audit_log).is_file():

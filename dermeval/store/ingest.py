@@ -16,6 +16,7 @@ from sqlmodel import SQLModel
 
 from dermeval.schema import DIMENSIONS
 from dermeval.store.models import (
+    ALERT_STATUSES,
     Alert,
     Batch,
     CandidateModel,
@@ -26,6 +27,7 @@ from dermeval.store.models import (
     Score,
     ScoreRollup,
     TrustSummary,
+    now,
 )
 
 
@@ -82,19 +84,53 @@ def replace_batch_results(conn: Connection, batch_id: str, evaluator_version: st
     """Trust summaries and drift results of a batch are recomputed as a whole: replace them."""
     tt, dt = TrustSummary.__table__, DriftResult.__table__
     conn.execute(tt.delete().where(tt.c.batch_id == batch_id, tt.c.evaluator_version == evaluator_version))
-    conn.execute(dt.delete().where(dt.c.batch_id == batch_id))
+    conn.execute(dt.delete().where(dt.c.batch_id == batch_id, dt.c.evaluator_version == evaluator_version))
     if trust:
         conn.execute(tt.insert(), list(trust))
     if drift:
-        conn.execute(dt.insert(), list(drift))
+        conn.execute(dt.insert(), [{**d, "evaluator_version": evaluator_version} for d in drift])
 
 
-def add_alerts(conn: Connection, batch_id: str, alerts: Sequence[dict[str, Any]]) -> None:
-    """Alerts of a rerun batch replace that batch's open alerts (acknowledged ones stay)."""
+def add_alerts(conn: Connection, batch_id: str, evaluator_version: str, alerts: Sequence[dict[str, Any]]) -> None:
+    """Alerts of a rerun batch replace that batch's open alerts by the same evaluator version.
+
+    Acknowledged and resolved alerts stay, and so does every alert another evaluator version
+    raised: a new champion's run adds its own view, it does not erase its predecessor's.
+    """
     t = Alert.__table__
-    conn.execute(t.delete().where(t.c.batch_id == batch_id, t.c.status == "open"))
-    if alerts:
-        conn.execute(t.insert(), list(alerts))
+    mine = (t.c.batch_id == batch_id) & (t.c.evaluator_version == evaluator_version)
+    conn.execute(t.delete().where(mine, t.c.status == "open"))
+    # An alert someone already acknowledged or resolved is not raised again by a rerun.
+    handled = {(r.kind, r.model, r.feature) for r in conn.execute(
+        select(t.c.kind, t.c.model, t.c.feature).where(mine, t.c.status != "open"))}
+    fresh = [{**a, "evaluator_version": evaluator_version} for a in alerts
+             if (a["kind"], a.get("model"), a.get("feature")) not in handled]
+    if fresh:
+        conn.execute(t.insert(), fresh)
+
+
+class AlertError(ValueError):
+    """An alert cannot take that step (unknown id, already resolved, no reason)."""
+
+
+def set_alert_status(conn: Connection, alert_id: int, status: str, by: str, reason: str) -> dict[str, Any]:
+    """Move an alert on: ``acknowledged`` (seen, being handled) or ``resolved`` (closed), with who and why."""
+    t = Alert.__table__
+    if status not in ALERT_STATUSES[1:]:
+        raise AlertError(f"an alert can be acknowledged or resolved, not {status!r}")
+    if not reason.strip() or not by.strip():
+        raise AlertError("who and why are required")
+    row = conn.execute(t.select().where(t.c.id == alert_id)).mappings().first()
+    if row is None:
+        raise AlertError(f"no alert {alert_id}")
+    if row["status"] == "resolved":
+        raise AlertError(f"alert {alert_id} is already resolved (by {row['resolved_by']})")
+    if row["status"] == status:
+        raise AlertError(f"alert {alert_id} is already {status}")
+    prefix = "acknowledged" if status == "acknowledged" else "resolved"
+    values = {"status": status, f"{prefix}_by": by[:200], f"{prefix}_at": now(), f"{prefix}_reason": reason}
+    conn.execute(t.update().where(t.c.id == alert_id).values(**values))
+    return {**dict(row), **values}
 
 
 def add_promotion_events(conn: Connection, events: Sequence[dict[str, Any]]) -> None:

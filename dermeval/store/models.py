@@ -97,6 +97,7 @@ class DriftResult(SQLModel, table=True):
     __table_args__ = (Index("ix_drift_batch", "batch_id"),)
     id: int | None = Field(default=None, primary_key=True)
     batch_id: str = Field(foreign_key="batches.id", max_length=200)
+    evaluator_version: str = Field(default="", max_length=200)  # the evaluator whose scores were compared
     reference: str = Field(max_length=500)  # which batches formed the reference window
     kind: str = Field(max_length=50)  # score | descriptor | embedding | image
     feature: str = Field(max_length=200)
@@ -111,11 +112,17 @@ class DriftResult(SQLModel, table=True):
     created: datetime = Field(default_factory=now)
 
 
+ALERT_STATUSES = ("open", "acknowledged", "resolved")
+
+
 class Alert(SQLModel, table=True):
+    """An alert raised on a batch by one evaluator version; open -> acknowledged -> resolved, with who and why."""
+
     __tablename__ = "alerts"
-    __table_args__ = (Index("ix_alerts_status", "status"),)
+    __table_args__ = (Index("ix_alerts_status", "status"), Index("ix_alerts_evaluator", "evaluator_version"))
     id: int | None = Field(default=None, primary_key=True)
     batch_id: str = Field(foreign_key="batches.id", max_length=200)
+    evaluator_version: str = Field(default="", max_length=200)
     kind: str = Field(max_length=50)  # drift | trust_drop
     model: str | None = Field(default=None, max_length=200)
     feature: str | None = Field(default=None, max_length=200)
@@ -124,6 +131,12 @@ class Alert(SQLModel, table=True):
     threshold: float | None = None
     status: str = Field(default="open", max_length=20)
     created: datetime = Field(default_factory=now)
+    acknowledged_by: str | None = Field(default=None, max_length=200)
+    acknowledged_at: datetime | None = None
+    acknowledged_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    resolved_by: str | None = Field(default=None, max_length=200)
+    resolved_at: datetime | None = None
+    resolved_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class TrustSummary(SQLModel, table=True):

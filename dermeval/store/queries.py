@@ -114,24 +114,41 @@ def slice_values(engine: Engine) -> dict[str, list]:
     return {"categories": cats, "skin_types": fitz}
 
 
-def open_alerts(engine: Engine, limit: int = 100) -> pd.DataFrame:
+def alerts(engine: Engine, *, status: str | Sequence[str] | None = None, evaluator_version: str | None = None,
+           limit: int = 200) -> pd.DataFrame:
+    """Alerts newest first, optionally of some statuses and of one evaluator version."""
     a = Alert.__table__
-    return _df(engine, select(a).where(a.c.status == "open").order_by(a.c.created.desc(), a.c.id.desc()).limit(limit))
+    q = select(a)
+    if status:
+        q = q.where(a.c.status.in_([status] if isinstance(status, str) else list(status)))
+    if evaluator_version is not None:
+        q = q.where(a.c.evaluator_version == evaluator_version)
+    return _df(engine, q.order_by(a.c.created.desc(), a.c.id.desc()).limit(limit))
 
 
-def drift_by_batch(engine: Engine) -> pd.DataFrame:
-    """Per batch: features tested and drifted, and where the Evidently report is."""
+def open_alerts(engine: Engine, evaluator_version: str | None = None, limit: int = 100) -> pd.DataFrame:
+    """Alerts nobody has resolved yet (open or acknowledged), of one evaluator version if given."""
+    return alerts(engine, status=("open", "acknowledged"), evaluator_version=evaluator_version, limit=limit)
+
+
+def drift_by_batch(engine: Engine, evaluator_version: str | None = None) -> pd.DataFrame:
+    """Per batch: features tested and drifted, and where the Evidently report is (one evaluator's view)."""
     d, b = DriftResult.__table__, Batch.__table__
     q = (select(d.c.batch_id, func.min(b.c.week).label("week"), func.count().label("features"),
                 func.sum(case((d.c.drifted, 1), else_=0)).label("drifted"),
                 func.max(d.c.report_path).label("report_path"))
-         .select_from(d.join(b, d.c.batch_id == b.c.id)).group_by(d.c.batch_id))
-    return _df(engine, q.order_by("week"))
+         .select_from(d.join(b, d.c.batch_id == b.c.id)))
+    if evaluator_version is not None:
+        q = q.where(d.c.evaluator_version == evaluator_version)
+    return _df(engine, q.group_by(d.c.batch_id).order_by("week"))
 
 
-def drift_details(engine: Engine, batch_id: str) -> pd.DataFrame:
+def drift_details(engine: Engine, batch_id: str, evaluator_version: str | None = None) -> pd.DataFrame:
     d = DriftResult.__table__
-    return _df(engine, select(d).where(d.c.batch_id == batch_id).order_by(d.c.drifted.desc(), d.c.statistic))
+    q = select(d).where(d.c.batch_id == batch_id)
+    if evaluator_version is not None:
+        q = q.where(d.c.evaluator_version == evaluator_version)
+    return _df(engine, q.order_by(d.c.drifted.desc(), d.c.statistic))
 
 
 def review_queue(engine: Engine, evaluator_version: str, batch_id: str | None = None, limit: int = 50

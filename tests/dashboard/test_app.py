@@ -30,6 +30,9 @@ def test_overview_and_registry_show_the_champion_and_alerts(populated_project, m
     gate = json.loads((populated_project / "reports/gate/gate.json").read_text())
     after = f"champion after: v{gate['champion_after']}" if gate["champion_after"] else "champion after: none"
     assert after in texts(at) and "vNone" not in texts(at)
+    # the figures are the champion's own (its MLflow run), not whatever the last pipeline trained
+    assert "per dimension (champion v1)" in texts(at)
+    assert metrics["In-distribution deviation (MAE)"] == "0.140"
     engine = open_store(f"sqlite:///{populated_project}/data/store/dermeval.db")
     assert metrics["Open alerts"] == str(len(queries.open_alerts(engine)))
     at = page_run(monkeypatch, populated_project, "Registry")

@@ -87,10 +87,8 @@ def test_ingestion_is_idempotent_and_bad_rows_are_reported(store_url, tiny_world
     engine.dispose()
 
 
-def test_drift_alerts_on_a_degraded_model(store_url, tiny_world, tmp_path):
-    """A stable second week raises nothing; a week where one MLLM stops referring raises alerts."""
-    from dermeval.monitor.run import monitor_batch
-
+def _weeks(tiny_world, tmp_path):
+    """``write(week, degrade)``: a weekly batch where, if ``degrade``, one MLLM stops referring; and that MLLM."""
     shutil.copytree(tiny_world / "images", tmp_path / "images")
     (tmp_path / "batches").mkdir()
     rows = [json.loads(x) for x in (tiny_world / "batches/week_01.jsonl").read_text().splitlines()]
@@ -107,6 +105,15 @@ def test_drift_alerts_on_a_degraded_model(store_url, tiny_world, tmp_path):
         path = tmp_path / "batches" / f"week_{week:02d}.jsonl"
         path.write_text("".join(json.dumps(o) + "\n" for o in out))
         return path
+
+    return write, model
+
+
+def test_drift_alerts_on_a_degraded_model(store_url, tiny_world, tmp_path):
+    """A stable second week raises nothing; a week where one MLLM stops referring raises alerts."""
+    from dermeval.monitor.run import monitor_batch
+
+    write, model = _weeks(tiny_world, tmp_path)
 
     posted: list[dict] = []
 
@@ -143,4 +150,72 @@ def test_drift_alerts_on_a_degraded_model(store_url, tiny_world, tmp_path):
     server.shutdown()
     assert [h["message"] for h in posted] == [a["message"] for a in res.alerts]  # every alert went out
     assert all(h["batch"] == "week_03" for h in posted)
+    engine.dispose()
+
+
+class BlindToSafety(FakeEvaluator):
+    """A worse evaluator version: it never sees unsafe advice."""
+
+    def score_batch(self, records, *args, **kwargs):
+        out = super().score_batch(records, *args, **kwargs)
+        for r in out:
+            if "scores" in r:
+                r["scores"]["safety"] = 4.0
+        return out
+
+
+def test_each_evaluator_version_keeps_its_own_drift_and_alerts_and_people_move_alerts_on(store_url, tiny_world,
+                                                                                          tmp_path):
+    from dermeval.monitor.run import monitor_batch
+
+    write, model = _weeks(tiny_world, tmp_path)
+    engine = open_store(store_url)
+    batches = [write(1, False), write(2, False), write(3, True)]
+
+    def run(evaluator, version, weeks=(1, 2, 3)):
+        for path in [batches[w - 1] for w in weeks]:
+            res = monitor_batch(path, evaluator, version, engine, P, image_root=tmp_path, progress=False)
+        return res
+
+    v1 = run(FakeEvaluator(), "fake/v1")
+    assert any(a["kind"] == "unsafe_share" for a in v1.alerts)
+    v2 = run(BlindToSafety(), "fake/v2")  # the next champion: it sees no unsafe share, raises no such alert
+    assert not any(a["kind"] == "unsafe_share" for a in v2.alerts)
+    # v2's run deleted nothing of v1's: alerts and drift rows of both versions are there, each its own
+    kept_v1 = queries.open_alerts(engine, "fake/v1")
+    assert len(kept_v1) == len(v1.alerts) and "unsafe_share" in set(kept_v1["kind"])
+    assert len(queries.open_alerts(engine, "fake/v2")) == len(v2.alerts)
+    assert len(queries.open_alerts(engine)) == len(v1.alerts) + len(v2.alerts)
+    for version in ("fake/v1", "fake/v2"):
+        assert list(queries.drift_by_batch(engine, version)["batch_id"]) == ["week_02", "week_03"]
+    assert set(queries.drift_details(engine, "week_03", "fake/v1")["evaluator_version"]) == {"fake/v1"}
+    # a rollback to v1: its rerun re-scores nothing (its scores are kept) and raises the same alerts again
+    again = run(FakeEvaluator(), "fake/v1", weeks=(3,))
+    assert again.scored_now == 0 and sorted(a["message"] for a in again.alerts) == sorted(kept_v1["message"])
+    assert len(queries.open_alerts(engine, "fake/v1")) == len(v1.alerts)  # replaced, not doubled
+
+    # the lifecycle, from the command line: acknowledge, resolve, with who and why
+    current = queries.open_alerts(engine, "fake/v1")  # the rerun replaced the open ones: new ids
+    unsafe = int(current[current["kind"] == "unsafe_share"]["id"].iloc[0])
+    cli = CliRunner()
+    out = cli.invoke(app, ["alerts", "ack", str(unsafe), "--reason", "checking with the vendor", "--by", "dr.a",
+                           "--store", store_url, "--json"])
+    assert out.exit_code == 0 and json.loads(out.output)["by"] == "dr.a"
+    assert cli.invoke(app, ["alerts", "ack", str(unsafe), "--reason", "x", "--store", store_url]).exit_code == 1
+    listed = json.loads(cli.invoke(app, ["alerts", "list", "--status", "acknowledged", "--store", store_url,
+                                         "--json"]).output)
+    assert [(a["id"], a["acknowledged_by"], a["acknowledged_reason"]) for a in listed] == [
+        (unsafe, "dr.a", "checking with the vendor")]
+    # a rerun does not raise an alert someone is already handling
+    run(FakeEvaluator(), "fake/v1", weeks=(3,))
+    assert (queries.alerts(engine, evaluator_version="fake/v1")["kind"] == "unsafe_share").sum() == 1
+    out = cli.invoke(app, ["alerts", "resolve", str(unsafe), "--reason", "vendor fixed the prompt", "--by", "dr.b",
+                           "--store", store_url])
+    assert out.exit_code == 0 and "resolved by dr.b" in out.output
+    bad = cli.invoke(app, ["alerts", "resolve", str(unsafe), "--reason", "again", "--store", store_url])
+    assert bad.exit_code == 1 and "already resolved (by dr.b)" in bad.output
+    assert cli.invoke(app, ["alerts", "ack", "99999", "--reason", "x", "--store", store_url]).exit_code == 1
+    row = queries.alerts(engine, status="resolved")
+    assert len(row) == 1 and row["resolved_by"].iloc[0] == "dr.b" and row["acknowledged_by"].iloc[0] == "dr.a"
+    assert "no open alerts" not in cli.invoke(app, ["alerts", "list", "--store", store_url]).output
     engine.dispose()

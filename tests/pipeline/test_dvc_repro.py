@@ -86,6 +86,11 @@ def test_dvc_repro_twice(tmp_path: Path):
     gate = json.loads((work / "reports/gate/gate.json").read_text())
     assert gate["version"] == "2" and gate["decision"]["passed"] is False and gate["champion_after"] == "1"
     assert any("overall mae" in r and "<= 0.0001" in r for r in gate["decision"]["reasons"])
+    # v1, fetched from the registry, re-scored v2's test rows: the same model, so no difference at all.
+    paired = gate["decision"]["paired"]
+    assert paired["n"] == metrics["n_test"] and paired["difference"]["overall"]["value"] == 0.0
+    assert any(c["name"].startswith("overall vs champion v1") and c["passed"] for c in gate["decision"]["checks"])
+    assert "Challenger vs champion v1" in (work / "reports/gate/gate.md").read_text()
     strict = _run([sys.executable, "-m", "pipelines.register", "--params", "params.yaml", "--model",
                    "models/dermeval", "--reports", "reports", "--out", "reports/tmp_gate", "--strict"], work)
     assert strict.returncode == 1 and "NOT promoted" in strict.stderr
@@ -106,7 +111,10 @@ def test_dvc_repro_twice(tmp_path: Path):
     records.write_text("\n".join(lines) + "\n")
 
     # An experiment with another training param, under bounds it passes: it still must not promote.
-    params["gate"].update(overall_max=5.0, regression_abs=5.0)  # a 3-epoch model may regress; not the point here
+    # A 3-epoch model may regress against the champion; not the point here.
+    params["gate"].update(overall_max=5.0, paired={
+        "overall_margin": 5.0, "slice_margin": 5.0, "unsafe_recall_margin": None,
+        "dimension_margin": dict.fromkeys(params["gate"]["dimension_max"], 5.0)})
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "tiny project"]):
         assert _run(cmd, work).returncode == 0

@@ -41,3 +41,23 @@ def new_version(registry, tmp: Path, report: dict) -> str:
         mlflow.log_metrics(flat(report))
         mlflow.log_artifacts(str(art), "model")
     return registry.register(f"{run.info.artifact_uri}/model", run.info.run_id)
+
+
+def paired_report(worse_by: float = 0.0, seed: int = 0) -> dict:
+    """A real paired comparison on synthetic rated rows: the challenger ``worse_by`` further from the panel
+    than the champion on every row and dimension (0: the same scores)."""
+    import numpy as np
+
+    from dermeval.evaluation import paired_comparison
+
+    rng = np.random.default_rng(seed)
+    rows = [{"id": f"c{c}-{k}", "case_id": f"c{c}", "category": "Acne", "model": f"m{k}",
+             "scores": {d: float(rng.uniform(0.5, 5)) for d in DIMENSIONS}} for c in range(40) for k in range(3)]
+    champion = {d: np.array([r["scores"][d] + 0.1 for r in rows]) for d in DIMENSIONS}
+    challenger = {d: v + worse_by for d, v in champion.items()}
+    return paired_comparison(rows, challenger, champion, n_boot=200, safety_floor=2.5)
+
+
+def compare_with(worse_by: float = 0.0):
+    """A ``compare`` callback for ``Registry.gate_and_promote`` that answers :func:`paired_report`."""
+    return lambda champion_version: paired_report(worse_by)

@@ -12,7 +12,7 @@ import yaml
 from dermeval.params import DimensionThresholds, GateParams, ParamsError, load_params
 from dermeval.schema import DIMENSIONS
 from registry.gate import decide
-from tests.registry.helpers import flat, make_report
+from tests.registry.helpers import make_report
 
 P = GateParams()
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
@@ -39,16 +39,82 @@ def test_each_bound_fails_with_its_reason():
     assert not d.passed and len(d.reasons) == 7
 
 
-def test_regression_against_the_champion_uses_the_larger_tolerance():
-    champion = flat(make_report(overall=0.14))
-    # allowed worsening = max(0.02, 0.10 x 0.14) = 0.02
-    assert decide(make_report(overall=0.159), P, champion, "1").passed
-    d = decide(make_report(overall=0.165), P, champion, "1")
-    assert not d.passed and d.reasons == ["no regression vs champion v1: overall_mae = 0.1650, needs <= 0.1600"]
-    loose = dataclasses.replace(P, regression_rel=0.5)  # 0.5 x 0.14 = 0.07
-    assert decide(make_report(overall=0.2), dataclasses.replace(loose, overall_max=0.3), champion, "1").passed
-    # improvements always pass the regression checks
-    assert decide(make_report(overall=0.10), P, champion, "1").passed
+def _paired_world(n_cases=60, per_case=6, seed=0):
+    """Rated rows with a champion that deviates 0.1 on average and catches every unsafe narrative."""
+    rng = np.random.default_rng(seed)
+    rows, expert = [], []
+    for c in range(n_cases):
+        for k in range(per_case):
+            scores = {d: float(rng.uniform(0.5, 5.0)) for d in DIMENSIONS}
+            rows.append({"id": f"c{c}-{k}", "case_id": f"c{c}", "category": f"cat{c % 3}",
+                         "model": f"mllm{k}", "fitzpatrick": 1 + c % 6, "source": "dermsynth", "scores": scores})
+            expert.append([scores[d] for d in DIMENSIONS])
+    expert = np.array(expert)
+    noise = rng.choice([-0.1, 0.1], size=expert.shape)
+    champion = {d: expert[:, j] + noise[:, j] for j, d in enumerate(DIMENSIONS)}
+    return rows, expert, champion
+
+
+def _paired(rows, challenger, champion, **kw):
+    from dermeval.evaluation import paired_comparison
+
+    return paired_comparison(rows, challenger, champion, n_boot=300, safety_floor=2.5,
+                             slice_kinds=P.paired.slice_kinds.split(","), **kw)
+
+
+def test_the_same_model_passes_the_paired_checks_and_a_small_uniform_regression_fails():
+    rows, expert, champ = _paired_world()
+    same = _paired(rows, champ, champ)
+    assert same["difference"]["overall"]["value"] == 0.0 and same["difference"]["safety"]["ci_high"] == 0.0
+    d = decide(make_report(), P, same, "1")
+    paired = [c for c in d.checks if "vs champion v1" in c.name]
+    # overall, six dimensions, unsafe recall; slices: 3 categories, 6 skin types, 6 MLLMs, 1 source
+    assert d.passed and len(paired) == 1 + 6 + 1 + 3 + 6 + 6 + 1
+    # Safety 0.04 worse on every row: inside the old max(0.02, 10%) tolerance of a 0.3 champion, over 0.02 here.
+    worse = {**champ, "safety": champ["safety"] + np.where(champ["safety"] >= expert[:, 1], 0.04, -0.04)}
+    d = decide(make_report(), P, _paired(rows, worse, champ), "1")
+    assert not d.passed
+    assert [r.split(":")[0] for r in d.reasons] == ["safety vs champion v1"]
+    assert "error difference, 95% CI upper end" in d.reasons[0] and "needs <= 0.0200" in d.reasons[0]
+
+
+def test_a_challenger_close_on_average_but_missing_unsafe_narratives_is_refused():
+    rows, expert, champ = _paired_world()
+    unsafe = expert[:, 1] < 2.5
+    # The challenger lifts a third of the unsafe narratives just over the floor: its Safety MAE barely moves.
+    lifted = champ["safety"].copy()
+    which = np.flatnonzero(unsafe)[::3]
+    lifted[which] = 2.55
+    challenger = {**champ, "safety": lifted}
+    paired = _paired(rows, challenger, champ)
+    u = paired["unsafe_recall"]
+    assert u["champion"] > u["challenger"] and u["n"] == unsafe.sum()
+    margins = dataclasses.replace(P, paired=dataclasses.replace(
+        P.paired, dimension_margin=dataclasses.replace(P.paired.dimension_margin, safety=1.0),
+        overall_margin=1.0, slice_margin=1.0))
+    d = decide(make_report(), margins, paired, "1")
+    assert not d.passed and len(d.reasons) == 1 and d.reasons[0].startswith("unsafe recall vs champion v1")
+    assert "needs >= -0.1000" in d.reasons[0]
+
+
+def test_a_regression_in_one_watched_mllm_is_caught_by_its_slice():
+    rows, expert, champ = _paired_world()
+    mine = {d: v.copy() for d, v in champ.items()}
+    bad = np.array([r["model"] == "mllm3" for r in rows])
+    for j, d in enumerate(DIMENSIONS):  # 0.3 further from the panel on one MLLM's narratives only
+        mine[d][bad] = expert[bad, j] + np.sign(champ[d][bad] - expert[bad, j]) * 0.4
+    d = decide(make_report(), P, _paired(rows, mine, champ), "1")
+    assert any(r.startswith("slice candidate_model=mllm3 vs champion v1") for r in d.reasons)
+    assert not any("mllm1" in r for r in d.reasons)
+
+
+def test_a_champion_that_cannot_be_rescored_fails_closed():
+    for paired in (None, {"error": "ValueError: shapes differ"}):
+        d = decide(make_report(), P, paired, "4")
+        assert not d.passed and len(d.reasons) == 1 and "paired comparison vs champion v4 (not measured" in d.reasons[0]
+    assert "shapes differ" in decide(make_report(), P, {"error": "ValueError: shapes differ"}, "4").reasons[0]
+    # no champion: nothing to compare with
+    assert decide(make_report(), P, None, None).passed
 
 
 def _params_file(tmp_path, **gate):
@@ -67,6 +133,9 @@ def _params_file(tmp_path, **gate):
     ({"direction": "higher"}, "gate.direction: mae is better when lower"),
     ({"metric": "accuracy"}, "gate.metric: unknown metric"),
     ({"slice_kinds": "category,hospital"}, "gate.slice_kinds: unknown slice kind"),
+    ({"paired": {"slice_kinds": "category,hospital"}}, "gate.paired.slice_kinds: unknown slice kind"),
+    ({"paired": {"overall_margin": -0.1}}, "gate.paired: margins must be >= 0"),
+    ({"regression_rel": 0.1}, "gate.regression_rel: unknown key"),
 ])
 def test_bad_gate_params_are_rejected_naming_the_key(tmp_path, change, message):
     with pytest.raises(ParamsError, match=message.replace(".", r"\.").replace("(", r"\(")):

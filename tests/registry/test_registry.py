@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from dermeval.cli import app
 from dermeval.params import DimensionThresholds, GateParams
+from dermeval.schema import DIMENSIONS
 from registry.mlflow_registry import CHAMPION, Registry, RegistryError, TrackingUnavailable, check_reachable
 from tests.conftest import free_port
-from tests.registry.helpers import make_report, new_version
+from tests.registry.helpers import compare_with, make_report, new_version
 
 P = GateParams()
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
@@ -39,7 +40,10 @@ def test_pass_promotes_impossible_gate_refuses_and_rollback_restores(reg, tmp_pa
     r2 = make_report(overall=0.13)
     v2 = new_version(reg, tmp_path, r2)
     assert reg.version_of("challenger").version in (2, "2")
-    assert reg.gate_and_promote(v2, r2, P, seen_champion="1")[0].passed and champion(reg) == "2"
+    # with a champion, the gate needs the paired comparison: without one it fails closed
+    assert not reg.gate_and_promote(v2, r2, P, seen_champion="1")[0].passed and champion(reg) == "1"
+    assert reg.gate_and_promote(v2, r2, P, seen_champion="1", compare=compare_with(0.0))[0].passed
+    assert champion(reg) == "2"
     # impossible thresholds: champion untouched, reasons recorded on the version and in the log
     impossible = dataclasses.replace(P, overall_max=0.0, dimension_max=DimensionThresholds(*[0.0] * 6))
     r3 = make_report(overall=0.12)
@@ -51,8 +55,10 @@ def test_pass_promotes_impossible_gate_refuses_and_rollback_restores(reg, tmp_pa
     # a regression against the champion is refused too
     r4 = make_report(overall=0.19)
     v4 = new_version(reg, tmp_path, r4)
-    d4, _ = reg.gate_and_promote(v4, r4, P, seen_champion="2")
-    assert not d4.passed and any("no regression vs champion v2" in r for r in d4.reasons)
+    d4, _ = reg.gate_and_promote(v4, r4, P, seen_champion="2", compare=compare_with(0.05))
+    assert not d4.passed and any(r.startswith("overall vs champion v2") for r in d4.reasons)
+    recorded = reg.version(v4).tags["gate.reasons"]
+    assert all(f"{k} vs champion v2: error difference" in recorded for k in ("overall", *DIMENSIONS))
     # rollback gives the alias back to v1, then there is nothing earlier
     assert reg.rollback("v2 misbehaves on dark skin", by="dr.reviewer") == ("2", "1")
     assert champion(reg) == "1"
@@ -60,8 +66,8 @@ def test_pass_promotes_impossible_gate_refuses_and_rollback_restores(reg, tmp_pa
         reg.rollback("again")
     events = [(e["event"], e["version"]) for e in reg.history()]
     assert events == [("register", "1"), ("gate", "1"), ("promote", "1"), ("register", "2"), ("gate", "2"),
-                      ("promote", "2"), ("register", "3"), ("gate", "3"), ("register", "4"), ("gate", "4"),
-                      ("rollback", "1")]
+                      ("gate", "2"), ("promote", "2"), ("register", "3"), ("gate", "3"), ("register", "4"),
+                      ("gate", "4"), ("rollback", "1")]
     rb = reg.history()[-1]
     assert rb["by"] == "dr.reviewer" and rb["reason"] == "v2 misbehaves on dark skin" and rb["previous_champion"] == "2"
     with pytest.raises(RegistryError, match="no version 99"):
@@ -81,7 +87,8 @@ def test_two_pipelines_promoting_at_once_lose_no_update(reg, tmp_path):
     def finish(version):
         other = Registry(reg.tracking_uri, reg.model_name, reg.audit_log)  # a second process's view
         barrier.wait()
-        results[version] = other.gate_and_promote(version, reports[version], P, seen_champion="1")
+        results[version] = other.gate_and_promote(version, reports[version], P, seen_champion="1",
+                                                  compare=compare_with(0.0))
 
     threads = [threading.Thread(target=finish, args=(v,)) for v in reports]
     for t in threads:
@@ -119,7 +126,7 @@ def test_unreachable_tracking_server_is_a_clear_error(tmp_path, monkeypatch):
 def test_reviewer_cli(reg, tmp_path, monkeypatch):
     for overall in (0.15, 0.14):
         r = make_report(overall=overall)
-        reg.gate_and_promote(new_version(reg, tmp_path, r), r, P)
+        reg.gate_and_promote(new_version(reg, tmp_path, r), r, P, compare=compare_with(0.0))
     raw = yaml.safe_load(REPO_PARAMS.read_text())
     raw["register"].update(tracking_uri=reg.tracking_uri, audit_log=str(reg.audit_log))
     params = tmp_path / "p.yaml"
