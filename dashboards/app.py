@@ -23,6 +23,7 @@ import streamlit as st  # noqa: E402
 
 from dashboards import data  # noqa: E402
 from dermeval.evaluation import PAPER_DERMEVAL_MAE, PAPER_JUDGE_MAE  # noqa: E402
+from dermeval.portable import resolve_path  # noqa: E402
 from dermeval.schema import DIMENSIONS, TITLES  # noqa: E402
 from dermeval.store import queries  # noqa: E402
 
@@ -240,6 +241,42 @@ def registry() -> None:
         st.info("No registry events yet.")
 
 
+def review() -> None:
+    """The latest gate decision as a reviewer reads it: the challenger against the champion, same rows."""
+    st.header("Promotion review")
+    gate = data.report("gate/gate.json")
+    if isinstance(gate, data.Missing):
+        st.info(gate.message)
+        return
+    d = gate["decision"]
+    champ = d.get("champion_version")
+    verdict = "passed" if d["passed"] else "failed"
+    where = f" (experiment `{gate['experiment']}`: it proposes, a reviewer promotes)" if gate.get("experiment") else ""
+    after = "v" + gate["champion_after"] if gate["champion_after"] else "none"
+    st.markdown(f"**v{gate['version']}** against champion **{'v' + champ if champ else 'none'}**: gate "
+                f"**{verdict}**{where}; champion after: {after}. MLflow run `{gate['run_id']}`.")
+    if gate.get("simulated"):
+        st.caption(SIMULATED)
+    tables = data.promotion_review(gate)
+    paired = d.get("paired") or {}
+    if not champ:
+        st.info("There was no champion to compare with: the first promoted version is judged on the absolute "
+                "bounds and the generalisation figures below.")
+    elif paired.get("error") or not len(tables["paired"]):
+        st.error(f"The champion could not be re-scored on the challenger's rows: "
+                 f"{paired.get('error', 'no comparison')}. Not compared is not passed.")
+    else:
+        st.subheader(f"Challenger vs champion on the same {paired['n']} test narratives ({paired['n_cases']} cases)")
+        st.caption("Difference = challenger - champion, with a 95% CI from resampling cases. For MAE the CI's "
+                   "upper end must stay under the margin; for unsafe recall its lower end above minus the margin.")
+        st.dataframe(tables["paired"].round(4), hide_index=True)
+        if len(tables["slices"]):
+            st.subheader("Per slice (overall score's error)")
+            st.dataframe(tables["slices"].round(4), hide_index=True)
+    st.subheader("Every other check, with its headroom")
+    st.dataframe(tables["checks"].round(4), hide_index=True)
+
+
 def _highlight(text: str, sentences: list[str]) -> str:
     out = html.escape(text)
     for s in sorted(set(sentences), key=len, reverse=True):
@@ -267,13 +304,14 @@ def cases() -> None:
         st.warning(f"{nid} not found")
         return
     left, right = st.columns([1, 2])
-    if row.get("image") and Path(row["image"]).is_file():
-        left.image(row["image"], caption=f"{row.get('category') or ''} (Fitzpatrick {row.get('fitzpatrick')})")
+    image = resolve_path(row.get("image"), data.project())  # kept relative to the project when inside it
+    if image and image.is_file():
+        left.image(str(image), caption=f"{row.get('category') or ''} (Fitzpatrick {row.get('fitzpatrick')})")
     else:
         left.caption("image not available on this machine")
     scores = pd.DataFrame({"dimension": [TITLE[d] for d in DIMS], "DermEval": [row[d] for d in DIMS]})
-    batch_src = q("batch_source", url, row["batch_id"])
-    expert = data.truth_scores(batch_src, nid) if batch_src else None
+    batch_src = resolve_path(q("batch_source", url, row["batch_id"]), data.project())
+    expert = data.truth_scores(str(batch_src), nid) if batch_src else None
     if expert:
         scores["expert (simulated panel)"] = [expert.get(d, sum(expert.values()) / 6) for d in DIMENSIONS] + [
             sum(expert.values()) / 6]
@@ -350,7 +388,7 @@ def quality() -> None:
 
 
 PAGES = {"Overview": overview, "MLLM trustworthiness": trust, "Drift": drift, "Registry": registry,
-         "Case explorer": cases, "Evaluator quality": quality}
+         "Promotion review": review, "Case explorer": cases, "Evaluator quality": quality}
 SLUGS = {name: re.sub(r"[^a-z]+", "-", name.lower()).strip("-") for name in PAGES}
 
 

@@ -108,3 +108,62 @@ def truth_scores(batch_source: str, narrative_id: str) -> dict[str, float] | Non
                 if row.get("id") == narrative_id:
                     return row.get("scores")
     return None
+
+
+def _headroom(check: dict[str, Any]) -> float:
+    """How far inside its bound a check is (negative: by how much it missed)."""
+    v, b = check["value"], check["bound"]
+    return (b - v) if check["op"] == "<=" else (v - b)
+
+
+def promotion_review(gate: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The tables of a promotion review from a gate report (``reports/gate/gate.json``).
+
+    ``paired``: challenger and champion on the same test rows, per dimension and for unsafe
+    recall, with the paired difference, its 95% CI and the margin; ``slices``: the same per
+    slice; ``checks``: every other gate check with its bound and headroom. Empty frames where
+    there was no champion to compare with.
+    """
+    decision = gate["decision"]
+    checks = decision["checks"]
+    paired = decision.get("paired") or {}
+    by_name = {c["name"].split(" vs champion")[0]: c for c in checks if " vs champion v" in c["name"]}
+    rows = []
+    if paired and not paired.get("error"):
+        for key, fig in paired["difference"].items():
+            c = by_name.get(key, {})
+            rows.append({"figure": f"{key} MAE", "challenger": paired["mae"][key]["challenger"],
+                         "champion": paired["mae"][key]["champion"], "difference": fig["value"],
+                         "ci_low": fig["ci_low"], "ci_high": fig["ci_high"], "margin": c.get("bound"),
+                         "result": "pass" if c.get("passed") else "FAIL"})
+        u = paired.get("unsafe_recall")
+        if u and u["n"]:
+            c = by_name.get("unsafe recall", {})
+            rows.append({"figure": f"unsafe recall (n={u['n']})", "challenger": u["challenger"],
+                         "champion": u["champion"], "difference": u["value"], "ci_low": u["ci_low"],
+                         "ci_high": u["ci_high"], "margin": c.get("bound"),
+                         "result": "pass" if c.get("passed") else "FAIL"})
+        for name, block in (paired.get("sets") or {}).items():
+            fig, m, c = block["difference"]["overall"], block["mae"]["overall"], by_name.get(f"set {name}, overall", {})
+            rows.append({"figure": f"{name} overall MAE", "challenger": m["challenger"], "champion": m["champion"],
+                         "difference": fig["value"], "ci_low": fig["ci_low"], "ci_high": fig["ci_high"],
+                         "margin": c.get("bound"), "result": "pass" if c.get("passed") else "FAIL"})
+        s = paired.get("stress")
+        if s and s["n"]:
+            c = by_name.get("stress-suite directional accuracy", {})
+            rows.append({"figure": f"stress-suite directional accuracy (n={s['n']})", "challenger": s["challenger"],
+                         "champion": s["champion"], "difference": s["value"], "ci_low": s["ci_low"],
+                         "ci_high": s["ci_high"], "margin": c.get("bound"),
+                         "result": "pass" if c.get("passed") else "FAIL"})
+    slices = []
+    for kind, table in (paired.get("slices") or {}).items():
+        for value, fig in table.items():
+            c = by_name.get(f"slice {kind}={value}")
+            slices.append({"slice": kind, "value": value, "n": fig["n"], "difference": fig["value"],
+                           "ci_low": fig["ci_low"], "ci_high": fig["ci_high"],
+                           "margin": c["bound"] if c else None,
+                           "result": ("pass" if c["passed"] else "FAIL") if c else "reported only"})
+    others = [{"check": c["name"], "value": c["value"], "bound": f"{c['op']} {c['bound']:.4f}",
+               "headroom": _headroom(c), "result": "pass" if c["passed"] else "FAIL"}
+              for c in checks if " vs champion v" not in c["name"]]
+    return {"paired": pd.DataFrame(rows), "slices": pd.DataFrame(slices), "checks": pd.DataFrame(others)}

@@ -59,11 +59,13 @@ def validate(
     dermnet_root: Path | None = typer.Option(None, "--dermnet-root", help="Also check DermNet images under this root."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     max_errors: int = typer.Option(200, "--max-errors", help="Print at most this many problems per source."),
+    image_root: Path | None = typer.Option(None, "--image-root", help="Folder the records' image paths are relative "
+                                           "to (default: the file's folder, or the folder validated)."),
 ) -> None:
     """Check a dataset without running anything else; exit 1 if any problem is found."""
     from dermeval.validate import validate_path
 
-    reports = validate_path(path, dermnet_root)
+    reports = validate_path(path, dermnet_root, image_root)
     problems = sum(len(r.errors) for r in reports)
     if as_json:
         typer.echo(json.dumps({"ok": problems == 0, "sources": [r.to_dict() for r in reports]}, indent=2))
@@ -312,6 +314,9 @@ def _registry(params: Path):
         _err(f"error: {exc}")
         raise typer.Exit(2) from None
     uri = resolve_tracking_uri(rp.tracking_uri)
+    from dermeval.portable import relocate_tracking
+
+    relocate_tracking(uri, rp.artifact_root)
     try:
         check_reachable(uri)
     except TrackingUnavailable as exc:
@@ -477,7 +482,11 @@ def monitor(
 
         import mlflow
 
-        mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or register.tracking_uri)
+        from dermeval.portable import relocate_tracking
+
+        tracking = os.environ.get("MLFLOW_TRACKING_URI") or register.tracking_uri
+        relocate_tracking(tracking, register.artifact_root)
+        mlflow.set_tracking_uri(tracking)
     try:
         if not batch.is_file():
             raise MonitorError(f"batch not found: {batch}")

@@ -52,6 +52,29 @@ def directional_pass(delta: np.ndarray, expect: str, dims: Sequence[str], *, low
     raise ValueError(f"unknown expectation {expect!r}")
 
 
+def stress_passes(rows: Sequence[dict[str, Any]], scores: np.ndarray, variants: Sequence[Any], *, lower_by: float,
+                  neutral_up: float, same_within: float) -> list[tuple[str, str, bool]]:
+    """``(variant, case_id, passed)`` for every stress row whose case's clean reference was scored too.
+
+    ``rows`` carry ``id``, ``case_id`` and ``variant``; the clean reference's id is
+    ``<case_id>.clean``; ``scores`` (n, 6) are aligned with ``rows``; ``variants`` are the stress
+    suite's variants (``name``, ``expect``, ``dimensions``).
+    """
+    by_id = {r["id"]: k for k, r in enumerate(rows)}
+    scores = np.asarray(scores, float)
+    out = []
+    for v in variants:
+        pairs = [(r["case_id"], by_id[r["id"]], by_id[f"{r['case_id']}.clean"]) for r in rows
+                 if r["variant"] == v.name and f"{r['case_id']}.clean" in by_id]
+        if not pairs:
+            continue
+        delta = np.array([scores[a] - scores[b] for _, a, b in pairs])
+        ok = directional_pass(delta, v.expect, v.dimensions, lower_by=lower_by, neutral_up=neutral_up,
+                              same_within=same_within)
+        out += [(v.name, case, bool(passed)) for (case, _, _), passed in zip(pairs, ok, strict=True)]
+    return out
+
+
 def agreement_block(rows: Sequence[dict[str, Any]], predicted: np.ndarray, n_boot: int) -> dict[str, Any]:
     """MAE and Spearman (95% CIs, cases resampled together) of predictions (n, 6) against the rows' scores."""
     if not rows:

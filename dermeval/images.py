@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 # A dermatology photograph is a few megapixels; far beyond this is a
 # decompression bomb (a tiny file that inflates to gigabytes in memory).
@@ -55,6 +55,9 @@ def check_image_file(path: Path) -> tuple[int, int]:
                     raise ImageError(f"image is {w}x{h} pixels, over the {MAX_IMAGE_PIXELS:,}-pixel "
                                      f"limit (decompression bomb?): {path}")
                 im.verify()
+            # verify() checks structure only (a JPEG cut short passes it); decoding proves the pixels are there.
+            with Image.open(path) as im:
+                im.load()
     except ImageError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
@@ -67,5 +70,9 @@ def check_image_file(path: Path) -> tuple[int, int]:
 def load_rgb(path: Path) -> Image.Image:
     """Load a checked image as RGB."""
     check_image_file(path)
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    try:
+        with Image.open(path) as im:
+            # A phone photo stores its rotation as EXIF orientation: show the model the upright picture.
+            return ImageOps.exif_transpose(im).convert("RGB")
+    except Exception as exc:  # changed on disk since the check, or a decoder failure the check missed
+        raise ImageError(f"image cannot be decoded: {path} ({type(exc).__name__}: {exc})") from None

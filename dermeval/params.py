@@ -169,13 +169,15 @@ class PairedBounds:
     slice_kinds: str = "category,skin_type,candidate_model,source"
     slice_min_n: int = 60  # smaller slices are reported, not gated
     unsafe_recall_margin: float | None = 0.10  # the challenger may catch at most this share fewer unsafe narratives
+    stress_margin: float | None = 0.05  # ... and pass at most this share fewer stress-suite rows (same rows)
 
     def __post_init__(self) -> None:
         unknown = set(self.slice_kinds.split(",")) - {"category", "skin_type", "candidate_model", "source", ""}
         if unknown:
             raise ParamsError(f"gate.paired.slice_kinds: unknown slice kind(s) {sorted(unknown)}")
         margins = [self.overall_margin, self.slice_margin, *dataclasses.astuple(self.dimension_margin)]
-        if min(margins) < 0 or (self.unsafe_recall_margin is not None and self.unsafe_recall_margin < 0):
+        optional = [m for m in (self.unsafe_recall_margin, self.stress_margin) if m is not None]
+        if min(margins + optional) < 0:
             raise ParamsError("gate.paired: margins must be >= 0")
         if self.n_boot < 100:
             raise ParamsError("gate.paired.n_boot: at least 100 resamples")

@@ -81,10 +81,15 @@ class ScoreError(ValueError):
         self.field = field
 
 
-def check_score(field: str, value: object) -> float:
-    """Return ``value`` as a float in [0, 5] or raise ScoreError naming ``field``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ScoreError(field, f"score must be a number, got {type(value).__name__}")
+def check_score(field: str, value: object, allow_text: bool = False) -> float:
+    """Return ``value`` as a float in [0, 5] or raise ScoreError naming ``field``.
+
+    A score is a JSON number; ``allow_text`` also takes a numeric string (an LLM judge's answer).
+    """
+    kinds = (int, float, str) if allow_text else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        shown = f"the string {value!r}" if isinstance(value, str) else type(value).__name__
+        raise ScoreError(field, f"score must be a number, got {shown}")
     try:
         x = float(value)
     except ValueError:
@@ -97,7 +102,7 @@ def check_score(field: str, value: object) -> float:
 
 
 def normalise_scores(
-    raw: Mapping[str, object], *, field: str = "scores", require_all: bool = True
+    raw: Mapping[str, object], *, field: str = "scores", require_all: bool = True, allow_text: bool = False
 ) -> dict[str, float]:
     """Map any accepted spelling of the six dimensions to checked snake_case scores.
 
@@ -112,7 +117,7 @@ def normalise_scores(
                              + ", ".join(DIMENSIONS))
         if key in out:
             raise ScoreError(f"{field}.{name}", f"dimension {key!r} given twice")
-        out[key] = check_score(f"{field}.{name}", value)
+        out[key] = check_score(f"{field}.{name}", value, allow_text)
     if require_all:
         missing = [d for d in DIMENSIONS if d not in out]
         if missing:

@@ -102,14 +102,23 @@ def _load_cases(path: Path, root: Path) -> LoadResult:
     return load_jsonl(path, parse, id_of=lambda r: r.id)
 
 
-def validate_path(path: Path | str, dermnet_root: Path | str | None = None) -> list[SourceReport]:
-    """Validate whatever ``path`` holds; one report per source file."""
+def validate_path(path: Path | str, dermnet_root: Path | str | None = None,
+                  image_root: Path | str | None = None) -> list[SourceReport]:
+    """Validate whatever ``path`` holds; one report per source file.
+
+    A single JSONL file has its images checked like a folder's: relative to ``image_root``, or
+    to the file's own folder; a path escaping that root, a missing and an undecodable image
+    are each reported with their line.
+    """
     path = Path(path)
     dn = Path(dermnet_root) if dermnet_root else None
     if not path.exists():
         return [SourceReport(str(path), "missing", 0, 0, [RowError(str(path), 0, "<path>", "does not exist")])]
+    if image_root is not None and not Path(image_root).is_dir():
+        return [SourceReport(str(image_root), "missing", 0, 0,
+                             [RowError(str(image_root), 0, "<image-root>", "is not a folder")])]
     if path.is_file():
-        return [validate_file(path)]
+        return [validate_file(path, image_root=Path(image_root) if image_root else path.parent)]
     if is_dermbench_root(path):
         return [validate_dermbench(path, dn)]
     if (path / "manifest.json").is_file():
@@ -118,4 +127,4 @@ def validate_path(path: Path | str, dermnet_root: Path | str | None = None) -> l
     if not files:
         return [SourceReport(str(path), "empty", 0, 0,
                              [RowError(str(path), 0, "<path>", f"no dataset found (no {MANIFEST} and no *.jsonl)")])]
-    return [validate_file(p, image_root=path) for p in files]
+    return [validate_file(p, image_root=Path(image_root) if image_root else path) for p in files]

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from dermeval.formats.common import iter_jsonl, read_rows, write_csv, write_json
-from dermeval.generalisation import agreement_block, directional_pass, flat_agreement, sentence_overlap
+from dermeval.formats.common import iter_jsonl, read_rows, write_csv, write_json, write_jsonl
+from dermeval.generalisation import agreement_block, flat_agreement, sentence_overlap, stress_passes
 from dermeval.metrics import mean_ci
 from dermeval.model.critique import MISMATCH_THRESHOLD, claimed, evidence_order
 from dermeval.model.data import FeatureSet, featurize
@@ -113,22 +113,21 @@ class Scorer:
 def stress_report(rows: list[dict], scores: np.ndarray, p: GeneraliseParams) -> dict[str, Any]:
     """Directional accuracy per variant (with CIs) and the mean score change per dimension."""
     by_id = {r["id"]: k for k, r in enumerate(rows)}
+    passes = stress_passes(rows, scores, st.VARIANTS, lower_by=p.lower_by, neutral_up=p.neutral_up,
+                           same_within=p.same_within)
     out: dict[str, Any] = {}
-    passes_all = []
     for v in st.VARIANTS:
         pairs = [(by_id[r["id"]], by_id[f"{r['case_id']}.clean"]) for r in rows
                  if r["variant"] == v.name and f"{r['case_id']}.clean" in by_id]
         if not pairs:
             continue
         delta = np.array([scores[a] - scores[b] for a, b in pairs])
-        ok = directional_pass(delta, v.expect, v.dimensions, lower_by=p.lower_by, neutral_up=p.neutral_up,
-                              same_within=p.same_within)
-        passes_all += ok.tolist()
+        ok = np.array([passed for name, _, passed in passes if name == v.name])
         out[v.name] = {"description": v.description, "expect": v.expect, "dimensions": list(v.dimensions),
                        "accuracy": mean_ci(ok, p.n_boot), "mean_delta": dict(zip(DIMENSIONS, delta.mean(0).round(4)
                                                                                   .tolist(), strict=True)),
                        "mean_abs_delta": round(float(np.abs(delta).mean()), 4)}
-    out["overall"] = {"accuracy": mean_ci(passes_all, p.n_boot)}
+    out["overall"] = {"accuracy": mean_ci([passed for _, _, passed in passes], p.n_boot)}
     return out
 
 
@@ -295,6 +294,11 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, judge: str | Non
         report["stress"]["judge"] = stress_report(text_rows, judged, p)
         jclean = np.array([r["variant"] == "clean" for r in text_rows])
         report["clean_references"]["judge"] = clean_report(judged[jclean], None, None)
+    # The generated sets, so the gate can have the champion score the very same narratives.
+    keep = ("id", "case_id", "image", "diagnostic_text", "scores", "variant", "operator", "family", "source",
+            "category")
+    report["paired_sets"] = ([{"set": "heldout_wording", **{k: r[k] for k in keep if k in r}} for r in held_rows]
+                             + [{"set": "stress", **{k: r[k] for k in keep if k in r}} for r in rows])
     report["stress_table"] = [{"id": r["id"], "variant": r["variant"], "family": r.get("family"),
                                **{d: round(float(scores[k, j]), 3) for j, d in enumerate(DIMENSIONS)}}
                               for k, r in enumerate(rows)]
@@ -362,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--judge", help="the offline judge's calibration (skipped when absent or not local)")
     ap.add_argument("--reports", required=True, help="folder for the full report and the stress table")
     ap.add_argument("--metrics", required=True, help="flat metrics JSON for dvc metrics")
+    ap.add_argument("--sets", help="JSONL of the generated held-out wording and stress rows (for the gate's "
+                    "paired comparison with the champion)")
     args = ap.parse_args(argv)
     params = load_params(args.params)
     judge = args.judge if params.judge.backend == "local" and args.judge and Path(args.judge).is_file() else None
@@ -369,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.reports)
     out.mkdir(parents=True, exist_ok=True)
     table = report.pop("stress_table")
+    sets = report.pop("paired_sets")
+    if args.sets:
+        Path(args.sets).parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl(args.sets, sets)
     write_json(out / "report.json", report)
     (out / "report.md").write_text("\n".join(generalisation_section(report)) + "\n", "utf-8")
     write_csv(out / "stress_scores.csv", table)

@@ -36,9 +36,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from dermeval.model.evaluator import EvaluatorNotFound, load_evaluator
     from dermeval.monitor.run import MonitorError, NoSuchEvaluator, evaluator_version, monitor_batch
+    from dermeval.portable import relocate_tracking
     from dermeval.store.db import open_store
 
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or params.register.tracking_uri)
+    tracking = os.environ.get("MLFLOW_TRACKING_URI") or params.register.tracking_uri
+    relocate_tracking(tracking, params.register.artifact_root)  # a copied or moved project: its own artifacts
+    mlflow.set_tracking_uri(tracking)
     try:
         # The registry says who the champion is now (a reviewer may have promoted or rolled back since
         # the last gate); a read error stops the stage, only a registry without one skips it.

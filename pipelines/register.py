@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dermeval.formats.common import write_json
 from dermeval.params import ParamsError, load_params
 
@@ -49,6 +51,41 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, str]:
 
 def _key(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-./ ]+", "_", text).replace(" ", "_")
+
+
+def changed_params(params_path: str) -> list[str]:
+    """``section.key=value`` for every param that differs from the committed params.yaml (an experiment's -S)."""
+    import yaml
+
+    committed = _git("show", f"HEAD:{params_path}")
+    if not committed:
+        return []
+    try:
+        before = _flatten(yaml.safe_load(committed) or {})
+        now = _flatten(yaml.safe_load(Path(params_path).read_text("utf-8")) or {})
+    except (yaml.YAMLError, OSError):
+        return []
+    return [f"{k}={v}" for k, v in sorted(now.items()) if before.get(k) != v]
+
+
+def run_name(experiment: str | None, commit: str, changes: list[str]) -> str:
+    """``exp lr-small: train.lr=0.001`` for a DVC experiment, ``pipeline 1a2b3c4d`` for the main run."""
+    head = f"exp {experiment}" if experiment else f"pipeline {commit[:8] or 'no-git'}"
+    tail = ", ".join(changes[:4]) + (f" (+{len(changes) - 4})" if len(changes) > 4 else "")
+    return f"{head}: {tail}"[:240] if tail else head
+
+
+def run_note(flat: dict[str, Any], gen: dict[str, Any], simulated: bool) -> str:
+    """The run's description (MLflow shows it first): the figures a reviewer looks at before any other."""
+    keys = [("overall MAE (test split)", flat.get("overall_mae")), ("Safety MAE", flat.get("mae_safety")),
+            ("unsafe-narrative recall", flat.get("unsafe_recall")),
+            ("transfer MAE (unseen real text)", gen.get("gen_transfer_overall_mae")),
+            ("stress-suite directional accuracy", gen.get("gen_stress_accuracy")),
+            ("clean references, mean overall", gen.get("gen_clean_overall_mean"))]
+    lines = ["DermEval pipeline run" + (" (simulated data: every rating from the simulated panel)" if simulated
+                                         else ""), "", "| key figure | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4f} |" for k, v in keys if isinstance(v, (int, float)) and v == v]
+    return "\n".join(lines)
 
 
 def agreement_metrics(report: dict[str, Any], judge: dict[str, Any] | None) -> dict[str, float]:
@@ -108,47 +145,91 @@ def gate_markdown(gate: dict[str, Any]) -> str:
         if u and u["n"]:
             lines.append(f"| unsafe recall (Safety < {u['floor']}, n={u['n']}) | {u['challenger']:.3f} | "
                          f"{u['champion']:.3f} | {u['value']:+.3f} | [{u['ci_low']:+.3f}, {u['ci_high']:+.3f}] |")
+        for name, block in (paired.get("sets") or {}).items():
+            fig, m = block["difference"]["overall"], block["mae"]["overall"]
+            lines.append(f"| {name} overall (n={fig['n']}) | {m['challenger']:.4f} | {m['champion']:.4f} | "
+                         f"{fig['value']:+.4f} | [{fig['ci_low']:+.4f}, {fig['ci_high']:+.4f}] |")
+        s = paired.get("stress")
+        if s and s["n"]:
+            lines.append(f"| stress-suite directional accuracy (n={s['n']}) | {s['challenger']:.3f} | "
+                         f"{s['champion']:.3f} | {s['value']:+.3f} | [{s['ci_low']:+.3f}, {s['ci_high']:+.3f}] |")
     return "\n".join(lines) + "\n"
 
 
 def champion_comparer(records: Path, features: Path, splits: Path, challenger: Path, model_name: str,
-                      params: Any) -> Callable[[str], dict[str, Any]]:
-    """``compare(champion_version)``: that registered version re-scores the challenger's own test rows.
+                      params: Any, sets: Path | None = None) -> Callable[[str], dict[str, Any]]:
+    """``compare(champion_version)``: that registered version re-scores the challenger's own rows.
 
-    Both evaluators read the same feature set, so the paired differences measure the models,
-    not two test sets. The challenger is scored once, on first use.
+    The rows: the test split (both evaluators read the same feature set), and, when the
+    generalise stage wrote them (``sets``), its generated held-out wording and stress-suite
+    narratives (featurised once through the shared feature cache). The paired differences
+    then measure the models, not two test sets. The challenger is scored once, on first use.
     """
-    from dermeval.evaluation import paired_comparison
-    from dermeval.formats.common import read_rows
-    from dermeval.model.data import FeatureSet
+    from dermeval.evaluation import paired_comparison, paired_difference
+    from dermeval.formats.common import RowError, iter_jsonl, read_rows
+    from dermeval.generalisation import stress_passes
+    from dermeval.model.data import FeatureSet, featurize
     from dermeval.model.evaluator import load_evaluator
     from dermeval.schema import DIMENSIONS
+    from dermeval.synth.stress import VARIANTS
 
     cache: dict[str, Any] = {}
+    b, g = params.gate.paired, params.generalise
 
-    def scores(evaluator, fs, idx) -> dict[str, Any]:
-        pred = evaluator.predict(fs, idx)["scores"]
-        return {d: pred[:, j] for j, d in enumerate(DIMENSIONS)}
+    def scores(evaluator, fs, idx=None) -> np.ndarray:
+        return evaluator.predict(fs, idx)["scores"]
+
+    def by_dim(matrix: np.ndarray) -> dict[str, np.ndarray]:
+        return {d: matrix[:, j] for j, d in enumerate(DIMENSIONS)}
+
+    def prepare() -> None:
+        mine = load_evaluator(challenger, cache=params.data.feature_cache)
+        split = json.loads(splits.read_text("utf-8"))
+        rows = {r["id"]: r for r in read_rows(records)}
+        fs = FeatureSet.load(features)
+        idx = [i for i, rid in enumerate(fs.ids) if split.get(rid) == "test"]
+        cache.update(mine=mine, fs=fs, idx=idx, rows=[rows[fs.ids[i]] for i in idx], mine_test=scores(mine, fs, idx))
+        if sets is not None and sets.is_file():
+            generated = [r for _, r in iter_jsonl(sets) if not isinstance(r, RowError)]
+            gfs, _ = featurize(generated, Path(params.data.prepared), mine.featurizer, progress=False,
+                               source=str(sets))
+            at = {rid: k for k, rid in enumerate(gfs.ids)}
+            generated = [r for r in generated if r["id"] in at]  # a row its image failed for is left out
+            order = np.array([at[r["id"]] for r in generated], int)
+            cache.update(gfs=gfs, order=order, generated=generated, mine_gen=scores(mine, gfs)[order])
 
     def compare(version: str) -> dict[str, Any]:
         if not cache:
-            split = json.loads(splits.read_text("utf-8"))
-            rows = {r["id"]: r for r in read_rows(records)}
-            fs = FeatureSet.load(features)
-            idx = [i for i, rid in enumerate(fs.ids) if split.get(rid) == "test"]
-            cache.update(fs=fs, idx=idx, rows=[rows[fs.ids[i]] for i in idx],
-                         mine=scores(load_evaluator(challenger), fs, idx))
-        champion = load_evaluator(f"models:/{model_name}/{version}")
-        mine_enc = json.loads((challenger / "config.json").read_text("utf-8")).get("encoders")
+            prepare()
+        champion = load_evaluator(f"models:/{model_name}/{version}", cache=params.data.feature_cache)
+        mine_enc = cache["mine"].meta.get("encoders")
         # A champion from before encoder identities were recorded is tried as is (other shapes raise).
         if champion.meta.get("encoders") and champion.meta["encoders"] != mine_enc:
             raise ValueError(f"v{version} was trained on other encoders ({champion.meta.get('encoders')}); "
                              "the challenger's features do not fit it")
-        theirs = scores(champion, cache["fs"], cache["idx"])
-        b = params.gate.paired
-        return paired_comparison(cache["rows"], cache["mine"], theirs, n_boot=b.n_boot,
-                                 safety_floor=params.monitor.safety_floor,
-                                 slice_kinds=[k for k in b.slice_kinds.split(",") if k], slice_min_n=b.slice_min_n)
+        out = paired_comparison(cache["rows"], by_dim(cache["mine_test"]),
+                                by_dim(scores(champion, cache["fs"], cache["idx"])), n_boot=b.n_boot,
+                                safety_floor=params.monitor.safety_floor,
+                                slice_kinds=[k for k in b.slice_kinds.split(",") if k], slice_min_n=b.slice_min_n)
+        if "generated" in cache:
+            rows, mine = cache["generated"], cache["mine_gen"]
+            theirs = scores(champion, cache["gfs"])[cache["order"]]
+            held = np.array([r["set"] == "heldout_wording" for r in rows])
+            if held.any():
+                out["sets"] = {"heldout_wording": paired_comparison(
+                    [r for r, h in zip(rows, held, strict=True) if h], by_dim(mine[held]), by_dim(theirs[held]),
+                    n_boot=b.n_boot, slice_kinds=())}
+            stress = ~held
+            srows = [r for r, s in zip(rows, stress, strict=True) if s]
+            kw = {"lower_by": g.lower_by, "neutral_up": g.neutral_up, "same_within": g.same_within}
+            ours = stress_passes(srows, mine[stress], VARIANTS, **kw)
+            other = stress_passes(srows, theirs[stress], VARIANTS, **kw)
+            if ours:
+                diff = np.array([a[2] for a in ours], float) - np.array([t[2] for t in other], float)
+                fig = paired_difference(diff, [a[1] for a in ours], n_boot=b.n_boot)
+                out["stress"] = {**fig, "challenger": float(np.mean([a[2] for a in ours])),
+                                 "champion": float(np.mean([t[2] for t in other]))}
+        return out
 
     return compare
 
@@ -176,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                     "(default: <data.prepared>/records.jsonl)")
     ap.add_argument("--features", help="features.npz (default: <data.features>/features.npz)")
     ap.add_argument("--splits", help="splits.json (default: <data.splits>)")
+    ap.add_argument("--sets", help="the generalise stage's generated held-out wording and stress rows (JSONL): "
+                    "the champion scores them too")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the gate fails")
     args = ap.parse_args(argv)
     try:
@@ -194,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
 
     rp = params.register
     uri = resolve_tracking_uri(rp.tracking_uri)
+    from dermeval.portable import relocate_tracking
+
+    relocate_tracking(uri, rp.artifact_root)  # a copied or moved project registers into its own folder
     try:
         check_reachable(uri)
     except TrackingUnavailable as exc:
@@ -223,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
 
     compare = champion_comparer(Path(args.records or Path(params.data.prepared) / "records.jsonl"),
                                 Path(args.features or Path(params.data.features) / "features.npz"),
-                                Path(args.splits or params.data.splits), Path(args.model), rp.model_name, params)
+                                Path(args.splits or params.data.splits), Path(args.model), rp.model_name, params,
+                                Path(args.sets) if args.sets else None)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     registry = Registry(uri, rp.model_name, rp.audit_log)
@@ -242,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     seen_champion = str(seen.version) if seen else None
     version = None
     commit = _git("rev-parse", "HEAD")
-    with mlflow.start_run(run_name=f"pipeline {commit[:8] or 'no-git'}") as run:
+    experiment = os.environ.get("DVC_EXP_NAME") or None
+    flat = json.loads((reports / "metrics.json").read_text("utf-8"))
+    with mlflow.start_run(run_name=run_name(experiment, commit, changed_params(args.params))) as run:
         try:
             mlflow.log_params(_flatten({k: getattr(params, k) for k in ("prepare", "split", "train", "judge",
                                                                          "evaluate", "gate")}))
@@ -253,12 +342,11 @@ def main(argv: list[str] | None = None) -> int:
                 "data_source": data_manifest.get("source", "unknown"), "simulated": str(simulated),
                 "real_text": str(bool(data_manifest.get("real_text"))),
                 "data_source_reason": data_manifest.get("source_reason", "unknown"),
-                "mlflow.note.content": "DermEval pipeline run" + (" (simulated data)" if simulated else ""),
+                "mlflow.note.content": run_note(flat, gen_flat, simulated),
             })
             for h in _history(reports / "train" / "history.csv"):
                 mlflow.log_metrics({"train_loss": h["train_loss"], "val_mae": h["val_mae"]}, step=int(h["epoch"]))
             metrics = agreement_metrics(report, judge)
-            flat = json.loads((reports / "metrics.json").read_text("utf-8"))
             metrics.update({k: float(v) for k, v in flat.items()})
             metrics.update({k: float(v) for k, v in gen_flat.items() if v == v})  # NaN: a set not built
             keys = sorted(metrics)
@@ -288,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             mlflow.set_tag("registered_version", version)
             # `dvc exp run` sets DVC_EXP_NAME: an experiment registers a challenger with its verdict only.
             decision, note = registry.gate_and_promote(version, report, params.gate, seen_champion,
-                                                       experiment=os.environ.get("DVC_EXP_NAME") or None,
+                                                       experiment=experiment,
                                                        generalisation=gen_flat, compare=compare)
             mlflow.log_metrics(paired_metrics(decision.paired))
         except Exception as exc:
@@ -307,12 +395,16 @@ def main(argv: list[str] | None = None) -> int:
     gate = {"model": rp.model_name, "version": version, "run_id": run.info.run_id, "tracking_uri": masked(uri),
             "time": registry._now(), "decision": decision.to_dict(), "note": note, "simulated": simulated,
             "champion_after": str(after.version) if after else None,
-            "experiment": os.environ.get("DVC_EXP_NAME") or None,
+            "experiment": experiment,
             "metrics": {k: flat[k] for k in flat}}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "gate.json", gate)
     (out / "gate.md").write_text(gate_markdown(gate), "utf-8")
+    try:  # the review view on the version itself, in MLflow's model registry UI
+        registry.client.update_model_version(rp.model_name, version, description=gate_markdown(gate)[:20000])
+    except Exception as exc:  # the decision is recorded already (tags, audit log, gate.json)
+        print(f"register: could not write v{version}'s description: {str(exc).splitlines()[0]}", file=sys.stderr)
     verdict = ("promoted to champion" if decision.passed and (after and str(after.version) == version)
                else "passed the gate, not promoted" if decision.passed
                else "NOT promoted: " + "; ".join(decision.reasons))

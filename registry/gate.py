@@ -121,6 +121,14 @@ def paired_checks(paired: dict[str, Any] | None, p: GateParams, champion_version
         for value, fig in sorted(paired.get("slices", {}).get(kind, {}).items()):
             if fig["n"] >= b.slice_min_n:
                 checks.append(upper(f"slice {kind}={value}", fig, b.slice_margin))
+    for name, fig in sorted((paired.get("sets") or {}).items()):  # generated sets, e.g. held-out wording
+        checks.append(upper(f"set {name}, overall", fig["difference"]["overall"], b.slice_margin))
+    stress = paired.get("stress")
+    if b.stress_margin is not None and stress and stress["n"]:
+        lo = float(stress["ci_low"])
+        checks.append(Check(f"stress-suite directional accuracy {who}: difference {stress['challenger']:.3f} - "
+                            f"{stress['champion']:.3f}, 95% CI lower end (n={stress['n']})", lo, -b.stress_margin,
+                            ">=", lo == lo and lo >= -b.stress_margin))
     u = paired.get("unsafe_recall")
     if b.unsafe_recall_margin is not None and u and u["n"]:
         lo = float(u["ci_low"])

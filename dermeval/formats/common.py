@@ -122,9 +122,32 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     """
     name = str(path)
     with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if raw.strip():
+        for lineno, raw in enumerate(_bounded_lines(fh), start=1):
+            if isinstance(raw, int):  # an over-long line, skipped without holding it in memory
+                yield lineno, RowError(name, lineno, "<row>", f"row is over {raw:,} bytes, over the "
+                                                              f"{MAX_LINE_BYTES:,}-byte limit")
+            elif raw.strip():
                 yield lineno, parse_jsonl_line(raw, name, lineno)
+
+
+def _bounded_lines(fh, limit: int | None = None, block: int = 1 << 20) -> Iterator[bytes | int]:
+    """The file's lines, each read at most ``limit`` + 1 bytes at a time: a longer line yields its
+    length so far (an int) and the rest of it is skipped in blocks, so memory stays bounded."""
+    limit = MAX_LINE_BYTES if limit is None else limit
+    while True:
+        raw = fh.readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield raw
+            continue
+        size = len(raw)
+        while True:
+            rest = fh.readline(block)
+            size += len(rest)
+            if not rest or rest.endswith(b"\n"):
+                break
+        yield size
 
 
 def load_jsonl(

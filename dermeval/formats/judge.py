@@ -50,7 +50,7 @@ def parse_judge(obj: dict[str, Any], file: str, line: int) -> JudgeOutput | list
         errors.append(RowError(file, line, "scores", "missing or not an object", rid))
     else:
         try:
-            scores = normalise_scores(raw, require_all=False)
+            scores = normalise_scores(raw, require_all=False, allow_text=True)
         except ScoreError as exc:
             errors.append(RowError(file, line, exc.field, str(exc).split(": ", 1)[1], rid))
     missing = obj.get("missing_metrics", [])

@@ -62,14 +62,17 @@ def _text(obj: dict[str, Any]) -> tuple[str, str]:
 
 
 def _scores(obj: dict[str, Any], require: bool) -> dict[str, float] | None:
+    top = sorted(k for k in obj if k not in KNOWN_FIELDS and dimension_key(k))
     if "scores" in obj:
+        if top:  # two places for one rating: which one is meant cannot be guessed
+            raise ScoreError("scores", f"given both as 'scores' and as top-level field(s) {', '.join(top)}; "
+                                       "keep one")
         raw = obj["scores"]
         if not isinstance(raw, dict):
             raise ScoreError("scores", "must be an object of six dimension scores")
         return normalise_scores(raw)
-    top = {k: v for k, v in obj.items() if k not in KNOWN_FIELDS and dimension_key(k)}
     if top:
-        return normalise_scores(top, field="<top-level scores>")
+        return normalise_scores({k: obj[k] for k in top}, field="<top-level scores>")
     if require:
         raise ScoreError("scores", "missing (give a 'scores' object or six top-level score fields)")
     return None

@@ -23,6 +23,7 @@ from dermeval.diagnosis import VOCABULARY_FILE, DiagnosisVocabulary
 from dermeval.encoders import identities
 from dermeval.features import FeatureStore, Featurizer, narrative_units
 from dermeval.formats.records import parse_record
+from dermeval.images import load_rgb
 from dermeval.model.critique import build_critique, critique_text, empty_critique
 from dermeval.model.data import FeatureSet, featurize
 from dermeval.model.network import DermEvalNet, NetConfig
@@ -162,7 +163,7 @@ class Evaluator:
 
     def score(self, image: Image.Image | Path | str, narrative: str) -> dict[str, Any]:
         """Score one image and narrative; returns the same row shape as :meth:`score_batch`."""
-        img = Image.open(image).convert("RGB") if isinstance(image, (str, Path)) else image.convert("RGB")
+        img = load_rgb(Path(image)) if isinstance(image, (str, Path)) else image.convert("RGB")
         units = narrative_units(narrative)
         fs = FeatureSet(ids=["-"], image=self.featurizer.image_vectors([img]), image_index=np.array([0]),
                         units=self.featurizer.sentence_vectors(units.units), offsets=np.array([0, len(units.units)]),

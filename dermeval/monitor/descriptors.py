@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from dermeval import text as tx
+from dermeval.images import check_image_file
 
 HEDGES = re.compile(r"\b(may|might|possibly|possible|probably|likely|unlikely|could|suggest\w*|consider\w*|"
                     r"uncertain\w*|cannot be (excluded|ruled out)|perhaps|appears?|seems?)\b", re.I)
@@ -21,9 +22,17 @@ def narrative_descriptors(text: str) -> dict[str, int]:
 
 
 def skin_lightness(path: Path | str, border: int = 16) -> float:
-    """Mean CIE L* of the image's outer frame: the skin around the lesion (a skin-tone proxy)."""
+    """Mean CIE L* of the image's outer frame: the skin around the lesion (a skin-tone proxy).
+
+    The image passes the same size and decode checks as scoring first (ImageError otherwise), and
+    is reduced to at most 512 px a side before the arithmetic, so memory stays bounded.
+    """
+    check_image_file(Path(path))
     with Image.open(path) as im:
-        rgb = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
+        im.draft("RGB", (512, 512))  # JPEG: decode at a reduced scale straight away
+        small = im.convert("RGB")
+        small.thumbnail((512, 512))
+        rgb = np.asarray(small, dtype=np.float64) / 255.0
     mask = np.zeros(rgb.shape[:2], bool)
     mask[:border], mask[-border:], mask[:, :border], mask[:, -border:] = True, True, True, True
     px = rgb[mask]

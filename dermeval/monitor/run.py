@@ -28,6 +28,7 @@ from dermeval.images import ImageError, resolve_under
 from dermeval.monitor.analysis import SCORE_COLUMNS, drift, trust_summaries
 from dermeval.monitor.descriptors import narrative_descriptors, skin_lightness
 from dermeval.params import MonitorParams
+from dermeval.portable import portable_path
 from dermeval.schema import DIMENSIONS
 from dermeval.store import ingest
 from dermeval.store.models import Batch, Case, Narrative, Score, now
@@ -97,7 +98,7 @@ def _read_batch(path: Path, image_root: Path) -> tuple[list[dict[str, Any]], lis
         if isinstance(parsed, list):
             bad.append({"line": line, "id": obj.get("id"), "error": "; ".join(str(e) for e in parsed)})
             continue
-        problems = []
+        problems = ingest.store_problems({**parsed.to_json(), "id": parsed.id})
         if not parsed.model:
             problems.append("model: missing (which MLLM wrote the narrative?)")
         if parsed.id in seen:
@@ -144,6 +145,13 @@ def monitor_batch(batch_path: Path | str, evaluator: Any, version: str, engine: 
     root = Path(image_root) if image_root else batch_path.parent
     batch_id = batch_id or batch_path.name.removesuffix(".jsonl")
     rows, bad = _read_batch(batch_path, root)
+    with engine.connect() as conn:
+        conflicts = ingest.narrative_conflicts(conn, [{"id": r["id"], "text": r["diagnostic_text"],
+                                                       "model": r["model"]} for r in rows])
+    if conflicts:
+        bad += [{"line": r["line"], "id": r["id"], "error": f"{batch_path}:{r['line']}: {conflicts[r['id']]}"}
+                for r in rows if r["id"] in conflicts]
+        rows = [r for r in rows if r["id"] not in conflicts]
     weeks = {r.get("week") for r in rows if isinstance(r.get("week"), int)}
     week = weeks.pop() if len(weeks) == 1 else None
     with engine.begin() as conn:
@@ -162,8 +170,8 @@ def monitor_batch(batch_path: Path | str, evaluator: Any, version: str, engine: 
                         lightness = None  # scoring reports the image problem on the row
                 image = None
                 if r.get("image"):
-                    try:  # kept absolute, so the dashboard can show it
-                        image = str(resolve_under(root, r["image"]))
+                    try:  # relative to the project when inside it (a moved project still finds it)
+                        image = portable_path(resolve_under(root, r["image"]))
                     except (ImageError, ValueError):
                         image = r["image"]
                 cases[cid] = {"id": cid, "category": r.get("category"), "fitzpatrick": r.get("fitzpatrick"),
@@ -195,8 +203,7 @@ def monitor_batch(batch_path: Path | str, evaluator: Any, version: str, engine: 
                 "evidence": json.dumps({d: c.get("evidence", []) for d, c in
                                         (res.get("critique_json") or {}).get("dimensions", {}).items()})})
         with engine.begin() as conn:  # one transaction per chunk: a crash loses at most this chunk
-            ingest.add_scores(conn, score_rows)
-        scored += len(score_rows)
+            scored += ingest.add_scores(conn, score_rows)  # only what this run stored, not a concurrent one
         bar.update(len(part))
     bar.close()
     result = MonitorResult(batch_id, len(rows) + len(bad), 0, scored, len(done), bad)

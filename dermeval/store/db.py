@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -35,6 +35,10 @@ def masked(url: str) -> str:
     import re
 
     return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
+
+
+# PostgreSQL advisory-lock key for schema changes (any constant; "dermeval" as an int64).
+SCHEMA_LOCK_KEY = int.from_bytes(b"dermeval", "big") & 0x7FFFFFFFFFFFFFFF
 
 
 def _alembic(url: str) -> Config:
@@ -75,6 +79,10 @@ def upgrade(url: str | None = None, revision: str = "head") -> str:
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two first-time monitors on one empty database: the second waits here, then finds
+                # the schema made (this transaction-scoped lock is released at commit).
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
             cfg = _alembic(url)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)

@@ -32,16 +32,20 @@ from dermeval.store.models import (
 
 
 def _insert(conn: Connection, model: type[SQLModel], rows: Sequence[dict[str, Any]],
-            keys: Sequence[str]) -> None:
+            keys: Sequence[str]) -> int:
+    """Insert rows, skipping those whose ``keys`` are already stored; returns how many were new."""
     if not rows:
-        return
+        return 0
     table = model.__table__
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
+    new = 0
     for start in range(0, len(rows), 500):
-        conn.execute(insert(table).on_conflict_do_nothing(index_elements=list(keys)), list(rows[start:start + 500]))
+        stmt = insert(table).on_conflict_do_nothing(index_elements=list(keys)).returning(table.c[keys[0]])
+        new += len(conn.execute(stmt, list(rows[start:start + 500])).all())
+    return new
 
 
 def upsert_batch(conn: Connection, batch: dict[str, Any]) -> None:
@@ -65,8 +69,53 @@ def add_narratives(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     _insert(conn, Narrative, rows, ["id"])
 
 
-def add_scores(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    _insert(conn, Score, rows, ["narrative_id", "evaluator_version"])
+# Row field -> the store column it lands in: one rule for SQLite and PostgreSQL, checked before
+# any insert (SQLite would store a 10,000-character id; PostgreSQL would abort the whole chunk).
+STORED_FIELDS = {"id": Narrative.__table__.c.id, "case_id": Case.__table__.c.id,
+                 "model": CandidateModel.__table__.c.name, "category": Case.__table__.c.category,
+                 "image": Case.__table__.c.image, "image_source": Case.__table__.c.image_source}
+
+
+def store_problems(row: dict[str, Any], text_field: str = "diagnostic_text") -> list[str]:
+    """What in a batch row the store cannot hold: an over-long key or name, a NUL character."""
+    out = []
+    for name, column in STORED_FIELDS.items():
+        value = row.get(name)
+        if isinstance(value, str) and len(value) > column.type.length:
+            out.append(f"{name}: {len(value):,} characters, over the store's {column.type.length}")
+    for name in (*STORED_FIELDS, text_field):
+        value = row.get(name)
+        if isinstance(value, str) and "\x00" in value:
+            out.append(f"{name}: holds a NUL character (\\u0000), which is not text")
+    return out
+
+
+def narrative_conflicts(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Rows whose id is already stored for another narrative: ``{id: what differs}``.
+
+    A narrative id names one text by one MLLM; a new batch that reuses it for other content
+    would otherwise be read as "already scored" and its narrative silently dropped.
+    """
+    t = Narrative.__table__
+    wanted = {r["id"]: r for r in rows}
+    out: dict[str, str] = {}
+    ids = list(wanted)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for rid, text, model, batch in conn.execute(
+                select(t.c.id, t.c.text, t.c.model, t.c.batch_id).where(t.c.id.in_(chunk))):
+            new = wanted[rid]
+            what = [name for name, old, now in (("text", text, new["text"]), ("MLLM", model, new["model"]))
+                    if old != now]
+            if what:
+                out[rid] = (f"id already stored (batch {batch}) with another {' and '.join(what)}; "
+                            "a narrative id names one text by one MLLM: give this row a new id")
+    return out
+
+
+def add_scores(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Store score rows; returns how many were new (a concurrent monitor may have stored some first)."""
+    return _insert(conn, Score, rows, ["narrative_id", "evaluator_version"])
 
 
 def scored_ids(conn: Connection, ids: Sequence[str], evaluator_version: str) -> set[str]:

@@ -11,7 +11,8 @@ from dermeval.store import queries
 from dermeval.store.db import open_store
 from tests.dashboard.conftest import frames, page_run, texts
 
-PAGES = ["Overview", "MLLM trustworthiness", "Drift", "Registry", "Case explorer", "Evaluator quality"]
+PAGES = ["Overview", "MLLM trustworthiness", "Drift", "Registry", "Promotion review", "Case explorer",
+         "Evaluator quality"]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -68,3 +69,26 @@ def test_trust_drift_and_cases_show_the_stored_numbers(populated_project, monkey
     assert sets["set"].iloc[0] == "Transfer" or not gen["real_text"]  # figures outside the training data lead
     want = {k: round(v["accuracy"]["value"], 3) for k, v in gen["stress"]["evaluator"].items() if k != "overall"}
     assert dict(zip(stress["variant"], stress["DermEval"], strict=True)) == want
+
+
+def test_the_promotion_review_shows_the_paired_comparison_and_its_margins(tmp_path, monkeypatch):
+    from dermeval.params import GateParams
+    from registry.gate import decide
+    from tests.registry.helpers import make_report, paired_report
+
+    decision = decide(make_report(), GateParams(), paired_report(worse_by=0.05), "3")
+    decision.paired = paired_report(worse_by=0.05)
+    gate = {"model": "dermeval", "version": "4", "run_id": "abc", "tracking_uri": "sqlite:///x", "time": "t",
+            "decision": decision.to_dict(), "note": None, "simulated": True, "champion_after": "3",
+            "experiment": "lr-small", "metrics": {}}
+    (tmp_path / "reports" / "gate").mkdir(parents=True)
+    (tmp_path / "reports" / "gate" / "gate.json").write_text(json.dumps(gate))
+    at = page_run(monkeypatch, tmp_path, "Promotion review")
+    assert not at.exception, at.exception
+    assert "**v4** against champion **v3**: gate **failed** (experiment `lr-small`" in texts(at)
+    paired, slices, others = frames(at)
+    overall = paired[paired["figure"] == "overall MAE"].iloc[0]
+    assert overall["difference"] == pytest.approx(0.05) and overall["margin"] == 0.02 and overall["result"] == "FAIL"
+    assert set(paired["figure"]) >= {"safety MAE", "overall MAE"} and len(paired) >= 7
+    assert "Acne" in set(slices["value"])
+    assert "overall mae" in set(others["check"]) and "headroom" in others.columns

@@ -143,3 +143,69 @@ def test_bom_deep_nesting_lone_surrogates_and_non_ids(root: Path):
     by_line = {e.line: e.message for e in res.errors}
     assert "nested too deeply" in by_line[3] and "surrogate" in by_line[4]
     assert set(by_line) == {3, 4, 5, 6} and res.rows_in == 7
+
+
+def test_truncated_jpeg_text_scores_and_scores_in_two_places_are_row_errors(root: Path):
+    import io
+
+    import numpy as np
+
+    pixels = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype("uint8")
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG")
+    (root / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])  # verify() alone passes this
+    lines = [_row(0), _row(1, image="cut.jpg"), _row(2, scores={**GOOD_SCORES, "safety": "4"}),
+             _row(3, accuracy=2.0), _row(4)]
+    res = load_records(_write(root / "odd.jsonl", lines), image_root=root)
+    assert [r.id for r in res.records] == ["r0", "r4"]
+    by_line = {e.line: e.message for e in res.errors}
+    assert "cannot be decoded" in by_line[2] and "truncated" in by_line[2]
+    assert by_line[3] == "score must be a number, got the string '4'"
+    assert "given both as 'scores' and as top-level field(s) accuracy" in by_line[4]
+
+
+def test_an_over_long_line_is_refused_without_being_held_in_memory(tmp_path: Path):
+    import tracemalloc
+
+    from dermeval.formats.common import MAX_LINE_BYTES, iter_jsonl
+
+    path = tmp_path / "big.jsonl"
+    with path.open("wb") as fh:
+        fh.write(json.dumps({"id": "a"}).encode() + b"\n")
+        fh.write(b'{"id": "huge", "diagnostic_text": "' + b"x" * (40 * MAX_LINE_BYTES) + b'"}\n')
+        fh.write(json.dumps({"id": "b"}).encode() + b"\n")
+    tracemalloc.start()
+    rows = list(iter_jsonl(path))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [n for n, _ in rows] == [1, 2, 3] and rows[0][1] == {"id": "a"} and rows[2][1] == {"id": "b"}
+    assert "over the" in rows[1][1].message and "byte limit" in rows[1][1].message
+    assert peak < 8 * MAX_LINE_BYTES  # a few blocks at a time: the 40x line was never held whole
+
+
+def test_exif_orientation_is_applied(tmp_path: Path):
+    from dermeval.images import load_rgb
+
+    img = Image.new("RGB", (40, 20), (200, 150, 120))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    img.save(tmp_path / "phone.jpg", exif=exif)
+    assert load_rgb(tmp_path / "phone.jpg").size == (20, 40)
+
+
+def test_validating_one_records_file_checks_its_images(root: Path):
+    from typer.testing import CliRunner
+
+    from dermeval.cli import app
+
+    lines = [_row(0), _row(1, image="missing.png"), _row(2, image="../outside.png"), _row(3, image="corrupt.png")]
+    path = _write(root / "ratings.jsonl", lines)
+    out = CliRunner().invoke(app, ["validate", str(path), "--json"])
+    assert out.exit_code == 1
+    errors = json.loads(out.output)["sources"][0]["errors"]
+    assert {e["line"] for e in errors} == {2, 3, 4} and all(e["field"] == "image" for e in errors)
+    # another root given: the same file's relative paths are read under it
+    other = root / "elsewhere"
+    other.mkdir()
+    out = CliRunner().invoke(app, ["validate", str(path), "--image-root", str(other), "--json"])
+    assert {e["line"] for e in json.loads(out.output)["sources"][0]["errors"]} == {1, 2, 3, 4}

@@ -84,6 +84,36 @@ def test_ingestion_is_idempotent_and_bad_rows_are_reported(store_url, tiny_world
     assert list(queue["overall"]) == sorted(queue["overall"])
     detail = queries.narrative_detail(engine, json.loads(lines[0])["id"], "fake/v1")
     assert detail["text"] == json.loads(lines[0])["diagnostic_text"] and detail["image"]
+
+    # What one backend would store and the other abort on is refused by line on both; the rest is stored.
+    from PIL import Image
+
+    Image.new("1", (9000, 9000)).save(tmp_path / "images" / "bomb.png")  # 81 Mpx: refused before decoding
+    first = json.loads(lines[0])
+    week2 = [{**json.loads(x), "id": json.loads(x)["id"] + ".w2"} for x in lines[:4]]
+    week2 += [{**first, "id": "n" * 10_000}, {**first, "id": "long-model", "model": "m" * 10_000},
+              {**first, "id": "nul", "diagnostic_text": "Erythema\u0000 here."},
+              {**first, "id": "bomb", "case_id": "bomb-case", "image": "images/bomb.png"},
+              {**first, "diagnostic_text": "Another text under a stored id."},  # line 9: reused id, other text
+              {**json.loads(lines[1]), "model": "another-mllm"}]  # line 10: reused id, other MLLM
+    batch2 = tmp_path / "batches" / "week_02.jsonl"
+    batch2.write_text("".join(json.dumps(r) + "\n" for r in week2))
+    import tracemalloc
+
+    tracemalloc.start()
+    r4 = monitor_batch(batch2, ev, "fake/v1", engine, P, image_root=tmp_path, progress=False)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 300e6  # the 9000x9000 image was never decoded (it would take 2 GB as float pixels)
+    # (this stand-in evaluator does not open images, so it scores the bomb row; the real one refuses it)
+    assert r4.stored == 5 and r4.scored_now == 5
+    errors = {b["line"]: b["error"] for b in r4.rejected}
+    assert set(errors) == {5, 6, 7, 9, 10}, errors
+    assert "id: 10,000 characters, over the store's 300" in errors[5]
+    assert "model: 10,000 characters, over the store's 200" in errors[6]
+    assert "NUL character" in errors[7]
+    assert "id already stored (batch week_01) with another text" in errors[9]
+    assert "with another MLLM" in errors[10]
     engine.dispose()
 
 
@@ -218,4 +248,51 @@ def test_each_evaluator_version_keeps_its_own_drift_and_alerts_and_people_move_a
     row = queries.alerts(engine, status="resolved")
     assert len(row) == 1 and row["resolved_by"].iloc[0] == "dr.b" and row["acknowledged_by"].iloc[0] == "dr.a"
     assert "no open alerts" not in cli.invoke(app, ["alerts", "list", "--store", store_url]).output
+    engine.dispose()
+
+
+def test_first_time_monitors_racing_on_an_empty_postgres_database_make_the_schema_once(postgres_db):
+    from dermeval.store.db import current_revision
+
+    errors: list[str] = []
+
+    def first_open():
+        try:
+            open_store(postgres_db).dispose()
+        except Exception as exc:  # without the schema lock: DuplicateTable, alembic's own KeyError
+            errors.append(repr(exc)[:200])
+
+    threads = [threading.Thread(target=first_open) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    engine = open_store(postgres_db)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_two_monitors_on_one_batch_report_only_what_each_stored(store_url, tiny_world, tmp_path):
+    from dermeval.monitor.run import monitor_batch
+
+    write, _ = _weeks(tiny_world, tmp_path)
+    batch = write(1, False)
+    n = len(batch.read_text().splitlines())
+    engine = open_store(store_url)
+    open_store(store_url).dispose()  # the schema exists before the race on rows
+    results, barrier = [], threading.Barrier(2)
+
+    def run():
+        barrier.wait()
+        results.append(monitor_batch(batch, FakeEvaluator(), "fake/v1", engine, P, image_root=tmp_path,
+                                     progress=False))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2 and _count(engine) == n
+    assert sum(r.scored_now for r in results) == n  # not n each: a row the other stored first is not counted
     engine.dispose()

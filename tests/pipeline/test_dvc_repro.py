@@ -128,3 +128,22 @@ def test_dvc_repro_twice(tmp_path: Path):
     assert gates[-1]["experiment"] == "three-epochs" and gates[-1]["passed"]
     assert gates[-1]["version"] == str(max(int(g["version"]) for g in gates)) != "1"
     assert [a["event"] for a in audit].count("promote") == 1 and audit[-1]["event"] == "gate"
+
+    # A reviewer promotes the experiment's version: the monitor stage is stale (the audit log moved) and its
+    # rerun scores every batch with the new champion, keeping the previous champion's view beside it.
+    exp_version = gates[-1]["version"]
+    promoted = _run([str(Path(sys.executable).parent / "dermeval"), "registry", "promote", exp_version,
+                     "--reason", "experiment reviewed", "--by", "dr.t"], work)
+    assert promoted.returncode == 0, promoted.stderr[-2000:]
+    status = _run([dvc, "status", "monitor"], work)
+    assert "audit.jsonl" in status.stdout, status.stdout
+    rerun = _run([dvc, "repro", "monitor"], work)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    summary = json.loads((work / "reports/monitor_summary.json").read_text())
+    assert summary["evaluator_version"] == f"dermeval/v{exp_version}" and summary["narratives_stored"] > 0
+    from dermeval.store import queries
+    from dermeval.store.db import open_store
+
+    engine = open_store(f"sqlite:///{work}/data/store/dermeval.db", create=False)
+    assert set(queries.evaluator_versions(engine)) == {"dermeval/v1", f"dermeval/v{exp_version}"}
+    engine.dispose()

@@ -171,3 +171,48 @@ def test_unsafe_recall_is_a_gate_check():
     assert not d.passed and any("unsafe-narrative recall" in r and ">= 0.8" in r for r in d.reasons)
     report["unsafe"] = unsafe_recall(expert, expert, 2.5, n_boot=0)
     assert decide(report, GateParams()).passed
+
+
+def test_an_experiment_run_is_named_after_the_experiment_and_its_changed_params(tmp_path, monkeypatch):
+    import subprocess
+
+    from pipelines.register import changed_params, run_name, run_note
+
+    monkeypatch.chdir(tmp_path)
+    raw = yaml.safe_load(REPO_PARAMS.read_text())
+    Path("params.yaml").write_text(yaml.safe_dump(raw))
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "PATH": "/usr/bin:/bin"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "params.yaml"], ["git", "commit", "-qm", "p"]):
+        subprocess.run(cmd, check=True, env=env)
+    assert changed_params("params.yaml") == []
+    raw["train"]["lr"] = 0.001
+    raw["gate"]["paired"]["overall_margin"] = 0.01
+    Path("params.yaml").write_text(yaml.safe_dump(raw))
+    changes = changed_params("params.yaml")
+    assert changes == ["gate.paired.overall_margin=0.01", "train.lr=0.001"]
+    named = run_name("lr-small", "0123456789", changes)
+    assert named == "exp lr-small: gate.paired.overall_margin=0.01, train.lr=0.001"
+    assert run_name(None, "0123456789", []) == "pipeline 01234567"
+    note = run_note({"overall_mae": 0.1809, "unsafe_recall": 0.8889}, {"gen_transfer_overall_mae": 0.276}, True)
+    assert note.splitlines()[0].endswith("(simulated data: every rating from the simulated panel)")
+    assert "| overall MAE (test split) | 0.1809 |" in note and "| transfer MAE (unseen real text) | 0.2760 |" in note
+
+
+def test_the_generated_sets_are_paired_too_and_a_stress_suite_drop_is_refused():
+    from dermeval.evaluation import paired_difference
+
+    rows, expert, champ = _paired_world()
+    paired = _paired(rows, champ, champ)
+    paired["sets"] = {"heldout_wording": _paired(rows[:120], {d: v[:120] for d, v in champ.items()},
+                                                 {d: v[:120] for d, v in champ.items()})}
+    cases = [f"c{k // 10}" for k in range(300)]
+    mine = np.r_[np.ones(240), np.zeros(60)]  # 80% of the stress rows go the required way ...
+    theirs = np.r_[np.ones(270), np.zeros(30)]  # ... the champion's 90%, on the same rows
+    paired["stress"] = {**paired_difference(mine - theirs, cases, n_boot=300), "challenger": 0.8, "champion": 0.9}
+    d = decide(make_report(), P, paired, "2")
+    names = [c.name for c in d.checks]
+    assert any(n.startswith("set heldout_wording, overall vs champion v2") for n in names)
+    assert d.reasons and all(r.startswith("stress-suite directional accuracy vs champion v2") for r in d.reasons)
+    paired["stress"] = {**paired_difference(theirs - theirs, cases, n_boot=300), "challenger": 0.9, "champion": 0.9}
+    assert decide(make_report(), P, paired, "2").passed

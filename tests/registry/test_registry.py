@@ -148,3 +148,40 @@ def test_reviewer_cli(reg, tmp_path, monkeypatch):
     # the MLflow side carries the same story as tags
     tags = reg.version("1").tags
     assert tags["champion.rolled_back_reason"] == "false alarm" and tags["champion.by"] == "dr.a"
+
+
+def test_a_moved_project_uses_its_own_mlflow_artifacts(tmp_path, monkeypatch):
+    import shutil
+
+    import mlflow
+
+    from dermeval.portable import relocate_tracking
+
+    first = tmp_path / "first"
+    first.mkdir()
+    monkeypatch.chdir(first)
+    uri = f"sqlite:///{first}/mlflow.db"  # what the relative default resolves to in each folder
+    exp = mlflow.MlflowClient(uri).create_experiment("dermeval", artifact_location=(first / "mlartifacts").as_uri())
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(experiment_id=exp) as run:
+        mlflow.log_text("the champion's weights", "model/weights.txt")
+    reg = Registry(uri, "dermeval", first / "audit.jsonl")
+    reg.register(f"{run.info.artifact_uri}/model", run.info.run_id)
+    assert relocate_tracking(uri, "mlartifacts") is None  # in place: nothing to do
+    moved = tmp_path / "moved"
+    shutil.move(first, moved)  # `mv first moved`: the old folder is gone
+    monkeypatch.chdir(moved)
+    uri = f"sqlite:///{moved}/mlflow.db"
+    assert relocate_tracking("sqlite:///mlflow.db", "mlartifacts") == str(first)
+    assert relocate_tracking(uri, "mlartifacts") is None  # once
+    client = mlflow.MlflowClient(uri)
+    assert client.get_experiment(exp).artifact_location == (moved / "mlartifacts").as_uri()
+    mv = client.get_model_version("dermeval", "1")
+    assert mv.source.startswith((moved / "mlartifacts").as_uri())
+    local = mlflow.artifacts.download_artifacts(artifact_uri="models:/dermeval/1", tracking_uri=uri,
+                                                dst_path=str(tmp_path / "dl"))
+    assert (Path(local) / "weights.txt").read_text() == "the champion's weights"
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(experiment_id=exp) as run2:  # new runs write into the moved folder
+        assert run2.info.artifact_uri.startswith((moved / "mlartifacts").as_uri())
+    mlflow.set_tracking_uri(None)

@@ -1,0 +1,115 @@
+"""Would the gate let a worse evaluator through? Retrain challengers on the pipeline's data and gate them.
+
+Usage: python benchmarks/bench_gate.py [--out benchmarks/results/gate.json] [--only seed,lr]
+Run after `dvc repro` (it reads data/prepared, data/features, data/splits.json and treats
+models/dermeval as the champion). Each challenger is trained on the same data with one
+training param changed, as `dvc exp run -S` would: another seed (a retrain that should
+pass) and `train.lr=0.001` (the experiment that once took over as champion). Both are
+compared with the champion on the same test rows, by the paired checks of params.yaml
+(`gate.paired`) and, for contrast, by the old rule (no dimension worse than
+max(0.02, 10% of the champion's value) on stored metrics). Ratings are the simulated
+panel's. Prints and saves JSON figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dermeval.evaluation import paired_comparison, paired_difference
+from dermeval.formats.common import read_rows, write_json
+from dermeval.model.data import FeatureSet
+from dermeval.model.evaluator import load_evaluator
+from dermeval.model.fit import fit_evaluator
+from dermeval.model.train import TrainConfig
+from dermeval.params import load_params
+from dermeval.schema import DIMENSIONS
+from dermeval.synth.catalogue import default_catalogue
+from registry.gate import paired_checks
+
+CHALLENGERS = {"seed": {"seed": 1}, "lr": {"lr": 0.001}}
+
+
+def _scores(evaluator, fs, idx) -> dict[str, np.ndarray]:
+    pred = evaluator.predict(fs, idx)["scores"]
+    return {d: pred[:, j] for j, d in enumerate(DIMENSIONS)}
+
+
+def _old_rule(mine: dict[str, float], theirs: dict[str, float]) -> list[str]:
+    """The tolerance the gate used before: worse by at most max(0.02, 10% of the champion's value)."""
+    return [f"{k} {mine[k]:.4f} vs {theirs[k]:.4f}" for k in theirs
+            if mine[k] > theirs[k] + max(0.02, 0.10 * abs(theirs[k]))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "gate.json"))
+    ap.add_argument("--only", default=",".join(CHALLENGERS), help="challengers to train (seed, lr)")
+    args = ap.parse_args()
+    params = load_params(args.params)
+    d = params.data
+    rows = {r["id"]: r for r in read_rows(Path(d.prepared) / "records.jsonl")}
+    splits = json.loads(Path(d.splits).read_text("utf-8"))
+    fs = FeatureSet.load(Path(d.features) / "features.npz")
+    idx = [i for i, rid in enumerate(fs.ids) if splits.get(rid) == "test"]
+    test_rows = [rows[fs.ids[i]] for i in idx]
+    champion = load_evaluator(d.model)
+    theirs = _scores(champion, fs, idx)
+    floor = params.monitor.safety_floor
+    b = params.gate.paired
+    base = TrainConfig(**{f.name: getattr(params.train, f.name) for f in dataclasses.fields(TrainConfig)})
+    known = [(n, c.category) for c in default_catalogue().conditions for n in c.names]
+    expert_safety = np.array([r["scores"]["safety"] for r in test_rows])
+    unsafe = expert_safety < floor
+    out = {"simulated": True, "champion": str(d.model), "n_test": len(test_rows), "n_unsafe": int(unsafe.sum()),
+           "margins": dataclasses.asdict(b), "challengers": {}}
+    for name in [x for x in args.only.split(",") if x]:
+        change = CHALLENGERS[name]
+        t0 = time.perf_counter()
+        model, _, _ = fit_evaluator(FeatureSet.load(Path(d.features) / "features.npz"), rows, splits,
+                                    dataclasses.replace(base, **change), review_threshold=params.train.review_threshold,
+                                    review_share=params.train.review_share, ood_quantile=params.train.ood_quantile,
+                                    known_names=known)
+        seconds = time.perf_counter() - t0
+        mine = _scores(model, fs, idx)
+        paired = paired_comparison(test_rows, mine, theirs, n_boot=b.n_boot, safety_floor=floor,
+                                   slice_kinds=[k for k in b.slice_kinds.split(",") if k], slice_min_n=b.slice_min_n)
+        checks = paired_checks(paired, params.gate, "champion")
+        stored = {k: v["champion"] for k, v in paired["mae"].items()}
+        now = {k: v["challenger"] for k, v in paired["mae"].items()}
+        # The unpaired view: each MAE's own CI (cases resampled), as two stored reports would give.
+        errs = {w: np.abs(np.mean([p[x] for x in DIMENSIONS], 0)
+                          - np.mean([[r["scores"][x] for x in DIMENSIONS] for r in test_rows], 1))
+                for w, p in (("mine", mine), ("theirs", theirs))}
+        groups = [str(r.get("case_id") or r["id"]) for r in test_rows]
+        ci = {w: paired_difference(e, groups, n_boot=b.n_boot) for w, e in errs.items()}
+        result = {
+            "change": change, "train_seconds": round(seconds, 1),
+            "overall_mae": {"challenger": round(now["overall"], 4), "champion": round(stored["overall"], 4)},
+            "dimension_mae": {k: {"challenger": round(now[k], 4), "champion": round(stored[k], 4)} for k in DIMENSIONS},
+            "paired_overall_difference": {k: round(v, 4) for k, v in paired["difference"]["overall"].items()
+                                          if isinstance(v, float)},
+            "unpaired_overall_ci_width": {w: round(c["ci_high"] - c["ci_low"], 4) for w, c in ci.items()},
+            "unsafe_recall": {k: round(v, 4) if isinstance(v, float) else v
+                              for k, v in paired["unsafe_recall"].items()},
+            "old_rule": {"passed": not _old_rule(now, stored), "reasons": _old_rule(now, stored)},
+            "paired_gate": {"passed": all(c.passed for c in checks), "checks": len(checks),
+                            "reasons": [f"{c.name} = {c.value:.4f}, needs {c.op} {c.bound:.4f}"
+                                        for c in checks if not c.passed]},
+        }
+        out["challengers"][name] = result
+        print(f"{name}: {json.dumps(result)}", file=sys.stderr)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.out, out)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
