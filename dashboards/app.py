@@ -26,6 +26,7 @@ from dermeval.evaluation import PAPER_DERMEVAL_MAE, PAPER_JUDGE_MAE  # noqa: E40
 from dermeval.portable import resolve_path  # noqa: E402
 from dermeval.schema import DIMENSIONS, TITLES  # noqa: E402
 from dermeval.store import queries  # noqa: E402
+from dermeval.store.db import masked  # noqa: E402
 
 DIMS = [*DIMENSIONS, "overall"]
 TITLE = {**TITLES, "overall": "Overall"}
@@ -55,7 +56,7 @@ def store_or_stop():
         st.info(f"{eng.message}")
         return None
     if q("table_counts", url)["scores"] == 0:
-        st.info(f"The store at {url} holds no scores yet: run `dvc repro` (monitor stage) or "
+        st.info(f"The store at {masked(url)} holds no scores yet: run `dvc repro` (monitor stage) or "
                 "`dermeval monitor --batch BATCH.jsonl`.")
         return None
     return url

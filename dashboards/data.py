@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from dermeval.params import ParamsError, load_params
+from dermeval.store.db import masked
 
 
 @dataclass(frozen=True)
@@ -57,21 +58,29 @@ def open_engine(url: str):
     except StoreError as exc:
         return Missing(str(exc))
     except Exception as exc:  # a driver error (server down, wrong credentials)
-        return Missing(f"cannot read the store at {url}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        return Missing(f"cannot read the store at {masked(url)}: {type(exc).__name__}: "
+                       f"{masked(str(exc).splitlines()[0])}")
 
 
 def report(name: str) -> dict[str, Any] | Missing:
     path = project() / "reports" / name
     if not path.is_file():
         return Missing(f"no {path.relative_to(project())} yet: run `dvc repro` to produce it")
-    return json.loads(path.read_text("utf-8"))
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (ValueError, OSError) as exc:  # cut short or edited by hand: a message, not a traceback
+        return Missing(f"{path.relative_to(project())} cannot be read ({type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0] if str(exc) else ''}): rerun `dvc repro` to write it again")
 
 
 def table(name: str) -> pd.DataFrame | Missing:
     path = project() / "reports" / "eval" / f"{name}.csv"
     if not path.is_file():
         return Missing(f"no reports/eval/{name}.csv yet: run `dvc repro evaluate`")
-    return pd.read_csv(path)
+    try:
+        return pd.read_csv(path)
+    except (ValueError, OSError) as exc:  # pandas raises ValueError subclasses for a broken CSV
+        return Missing(f"reports/eval/{name}.csv cannot be read ({type(exc).__name__}): rerun `dvc repro evaluate`")
 
 
 def registry_status() -> dict[str, Any] | Missing:
@@ -83,7 +92,7 @@ def registry_status() -> dict[str, Any] | Missing:
     configured = resolve_tracking_uri(rp.tracking_uri)
     uri = _in_project(configured)
     if uri != configured and not Path(uri.removeprefix("sqlite:///")).is_file():
-        return Missing(f"no MLflow store at {uri}: run `dvc repro` to register a first evaluator")
+        return Missing(f"no MLflow store at {masked(uri)}: run `dvc repro` to register a first evaluator")
     try:
         check_reachable(uri, timeout=2)
         reg = Registry(uri, rp.model_name, project() / rp.audit_log)
@@ -93,7 +102,8 @@ def registry_status() -> dict[str, Any] | Missing:
     except TrackingUnavailable as exc:
         return Missing(str(exc))
     except Exception as exc:  # MLflow raises many types for a broken store
-        return Missing(f"cannot read the MLflow registry at {uri}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        return Missing(f"cannot read the MLflow registry at {masked(uri)}: {type(exc).__name__}: "
+                       f"{masked(str(exc).splitlines()[0])}")
 
 
 def truth_scores(batch_source: str, narrative_id: str) -> dict[str, float] | None:

@@ -523,7 +523,20 @@ def dashboard(
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.port", str(port),
            "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     _err(f"dashboard on http://{address}:{port} (project {project.resolve()})")
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    import signal
+
+    server = subprocess.Popen(cmd, env=env)
+
+    def stop(signum, _frame) -> None:  # SIGTERM (a service manager, `kill`): the server stops with us
+        server.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    try:
+        code = server.wait()
+    except KeyboardInterrupt:  # Ctrl-C reaches both; wait for the server to finish shutting down
+        code = server.wait()
+    raise typer.Exit(code)
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m dermeval`

@@ -7,8 +7,11 @@ with a :class:`RowError` naming the file, line and field, so that
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,12 +205,32 @@ def check_text(value: object, what: str) -> str:
     return value
 
 
-def write_jsonl(path: Path | str, rows: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> int:
-    """Write rows as compact, key-ordered JSONL (byte-stable for the same rows)."""
+@contextlib.contextmanager
+def atomic_open(path: Path | str, newline: str | None = None) -> Iterator[Any]:
+    """A text file written in full or not at all: a temporary file beside it, renamed into place on success.
+
+    A reader (the dashboard, the next stage) sees the old file or the new one, never half of one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_jsonl(path: Path | str, rows: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> int:
+    """Write rows as compact, key-ordered JSONL (byte-stable for the same rows), atomically."""
     n = 0
-    with path.open("w", encoding="utf-8", newline="\n") as fh:
+    with atomic_open(path, newline="\n") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
             n += 1
@@ -215,13 +238,15 @@ def write_jsonl(path: Path | str, rows: Iterator[dict[str, Any]] | list[dict[str
 
 
 def write_json(path: Path | str, obj: Any) -> None:
-    """Write one JSON document, indented and key-sorted (byte-stable for the same object)."""
-    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    """Write one JSON document, indented and key-sorted (byte-stable for the same object), atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    with atomic_open(path) as fh:
+        fh.write(text)
 
 
 def write_csv(path: Path | str, rows: list[dict[str, Any]]) -> None:
-    """Write rows as CSV with the first row's keys as the header (a lone ``empty`` column for none)."""
-    with Path(path).open("w", newline="", encoding="utf-8") as fh:
+    """Write rows as CSV with the first row's keys as the header (a lone ``empty`` column for none), atomically."""
+    with atomic_open(path, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["empty"])
         writer.writeheader()
         writer.writerows(rows)

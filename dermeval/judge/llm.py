@@ -23,12 +23,15 @@ import re
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from dermeval.schema import DIMENSIONS, TITLES, dimension_key
+from dermeval.store.db import masked
 
 PROMPT_VERSION = "dermbench-judge-v1"
 DEFAULT_KEY_ENV = "DERMEVAL_JUDGE_API_KEY"
@@ -147,6 +150,13 @@ class JudgeUnavailable(RuntimeError):
     """The endpoint could not be reached (or kept failing) after every retry."""
 
 
+def insecure_remote(url: str) -> bool:
+    """Whether ``url`` is plain http to a host other than this machine."""
+    parsed = urlparse(url)
+    host = (parsed.hostname or "").lower()
+    return parsed.scheme == "http" and host not in ("localhost", "127.0.0.1", "::1") and not host.startswith("127.")
+
+
 @dataclass
 class OpenAIJudge:
     """One call per candidate; thread-safe, so a pool can run ``concurrency`` of them at once."""
@@ -164,7 +174,11 @@ class OpenAIJudge:
     def __post_init__(self) -> None:
         from openai import OpenAI
 
-        key = os.environ.get(self.api_key_env) or os.environ.get("OPENAI_API_KEY") or "not-needed"
+        # One documented variable (judge.api_key_env), never a key meant for another service.
+        key = os.environ.get(self.api_key_env) or "not-needed"
+        if insecure_remote(self.base_url):
+            warnings.warn(f"judge endpoint {masked(self.base_url)} is plain http on another machine: the API key and "
+                          "every narrative travel unencrypted; use https", stacklevel=2)
         # The client's own retries are off: ours below decide what is retried and log nothing secret.
         self._client = OpenAI(base_url=self.base_url, api_key=key, timeout=self.timeout, max_retries=0)
         self.cache = self.cache or ResponseCache(None)
@@ -206,6 +220,9 @@ class OpenAIJudge:
         cached = answer is not None
         if answer is None:
             answer = self._ask(build_prompt(candidate, reference))
-            self.cache.put(key, self.model, answer)
+            scores, why = parse_answer(answer)
+            if len(scores) == len(DIMENSIONS):  # a malformed or partial answer is not kept: asked again next run
+                self.cache.put(key, self.model, answer)
+            return scores, why, False
         scores, why = parse_answer(answer)
         return scores, why, cached

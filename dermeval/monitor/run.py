@@ -31,6 +31,7 @@ from dermeval.params import MonitorParams
 from dermeval.portable import portable_path
 from dermeval.schema import DIMENSIONS
 from dermeval.store import ingest
+from dermeval.store.db import host_only
 from dermeval.store.models import Batch, Case, Narrative, Score, now
 
 
@@ -123,7 +124,7 @@ def _post(url: str, payload: dict[str, Any]) -> None:
         with urllib.request.urlopen(req, timeout=10):
             pass
     except OSError as exc:  # an alert channel failing must not lose the stored alert
-        print(f"warning: alert webhook {url} failed: {exc}", file=sys.stderr)
+        print(f"warning: alert webhook {host_only(url)} failed: {type(exc).__name__}", file=sys.stderr)
 
 
 def _frames(engine: Engine, batch_ids: list[str], version: str) -> pd.DataFrame:

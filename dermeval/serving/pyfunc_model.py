@@ -3,8 +3,14 @@
 Input: a DataFrame with ``id``, ``diagnostic_text`` and either ``image_b64`` (the image
 file's bytes, base64) or ``image`` (a path or ``file://`` URI readable where the model runs);
 optionally ``line`` (the row's line in its source file, for error messages).
-Params: ``image_root`` (relative image paths are resolved inside it and may not escape it;
-empty: paths as given) and ``source`` (the input's name in error messages).
+Params: ``image_root`` (relative image paths are resolved inside it and may not escape it) and
+``source`` (the input's name in error messages).
+
+Image paths are read only where whoever runs the model allows it: the environment variable
+``DERMEVAL_IMAGE_ROOT`` of the serving process (or of the Spark executors, which the Spark
+engine sets). A request's ``image_root`` may name that folder or one inside it, never more;
+without ``DERMEVAL_IMAGE_ROOT`` a row with an image path is rejected and images must come as
+``image_b64``. A client of ``mlflow models serve`` cannot make the server open a file it names.
 Output: one row per input row, in order: the six scores, ``overall``, the six uncertainties
 (``uncertainty_<dimension>``), ``needs_review``, ``critique``, ``warning``, the evaluator's
 name and version, and ``error`` (set, with everything else empty, on a rejected row).
@@ -30,6 +36,24 @@ OUTPUT_COLUMNS = ["id", *DIMENSIONS, "overall", *[f"uncertainty_{d}" for d in DI
                   "out_of_distribution", "novelty_text", "novelty_image", "critique", "warning", "evaluator_name",
                   "evaluator_version", "error"]
 DEFAULT_PARAMS = {"image_root": "", "source": "<input>"}
+ROOT_ENV = "DERMEVAL_IMAGE_ROOT"
+
+
+def allowed_root(requested: str | None) -> tuple[str | None, str | None]:
+    """``(root, None)``: the folder image paths are read under; ``(None, why)`` when paths are refused."""
+    import os
+
+    configured = os.environ.get(ROOT_ENV)
+    if not configured:
+        return None, (f"image paths are not read by this model server ({ROOT_ENV} is not set where it runs); "
+                      "send the image's bytes as image_b64")
+    base = Path(configured).resolve()
+    if not requested:
+        return str(base), None
+    wanted = Path(requested).resolve()
+    if not wanted.is_relative_to(base):
+        return None, f"image_root {requested} is outside the folder this server reads images from"
+    return str(wanted), None
 
 
 NUMERIC_COLUMNS = [*DIMENSIONS, "overall", *[f"uncertainty_{d}" for d in DIMENSIONS],
@@ -105,7 +129,8 @@ class DermEvalPyfunc(PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         params = {**DEFAULT_PARAMS, **(params or {})}
-        root, source = params["image_root"] or None, params["source"]
+        source = params["source"]
+        root, refused = allowed_root(params["image_root"] or None)
         out: list[dict[str, Any] | None] = []
         # Rows with a path are read under the image root; rows carrying their bytes are written
         # to a private folder and read from there (as given).
@@ -118,7 +143,10 @@ class DermEvalPyfunc(PythonModel):
                 out.append(None)
                 b64 = row.get("image_b64")
                 if not (isinstance(b64, str) and b64):
-                    by_path.append((k, line, rec))
+                    if refused and rec.get("image"):
+                        out[k] = {"id": rec.get("id"), "error": f"{source}:{line}: image: {refused}"}
+                    else:
+                        by_path.append((k, line, rec))
                     continue
                 try:
                     data = base64.b64decode(b64, validate=True)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from dermeval.model.evaluator import SCORE_CHUNK
 from dermeval.schema import DIMENSIONS
-from dermeval.serving.pyfunc_model import OUTPUT_COLUMNS, TEXT_COLUMNS, frame_to_rows
+from dermeval.serving.pyfunc_model import OUTPUT_COLUMNS, ROOT_ENV, TEXT_COLUMNS, frame_to_rows
 
 DEFAULT_MODEL_URI = "models:/dermeval@champion"
 # Every column the pyfunc returns, as Spark SQL types (the UDF's result struct).
@@ -207,6 +207,9 @@ def score_dataframe(spark, validated, model: str = DEFAULT_MODEL_URI, *, image_r
     workdir = workdir or Path(tempfile.mkdtemp(prefix="dermeval-spark-"))
     uri = _pyfunc_uri(model, workdir)
     params = {"image_root": str(Path(image_root).resolve()) if image_root is not None else "", "source": source}
+    # The executors' own permission to read image paths (the driver is the user's; a REST client is not):
+    # under the given root, or as given when none was named.
+    spark.sparkContext.environment[ROOT_ENV] = params["image_root"] or "/"
     try:
         udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=RESULT_DDL, env_manager="local", params=params)
     except Exception as exc:  # MLflow raises several types for a model it cannot fetch or load

@@ -31,10 +31,22 @@ def store_url(url: str | None = None) -> str:
 
 
 def masked(url: str) -> str:
-    """A database or server URL with any password hidden, for messages and logs."""
+    """A URL (or a message holding URLs) with credentials hidden, for messages and logs: the password of
+    ``user:password@``, a lone token before ``@`` and the values of query parameters such as ``token``."""
     import re
 
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
+    url = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", url)
+    url = re.sub(r"(://)[^:/@\s]{16,}@", r"\1***@", url)  # https://<token>@host
+    return re.sub(r"([?&](?:token|key|api_key|apikey|secret|password|pwd|sig|signature|access_token)=)[^&\s]+",
+                  r"\1***", url, flags=re.I)
+
+
+def host_only(url: str) -> str:
+    """``scheme://host[:port]`` of a URL whose path may itself be the secret (a webhook)."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.hostname or ''}{':' + str(parsed.port) if parsed.port else ''}/..."
 
 
 # PostgreSQL advisory-lock key for schema changes (any constant; "dermeval" as an int64).

@@ -11,10 +11,22 @@ from dermeval.schema import DIMENSIONS
 runner = CliRunner()
 
 
+def _commands(group, path=()):
+    """Every command path of a click group, groups included, walked from the app itself."""
+    yield path
+    for name, cmd in getattr(group, "commands", {}).items():
+        yield from _commands(cmd, (*path, name))
+
+
 def test_help_on_every_command():
-    for cmd in ([], ["synth"], ["validate"]):
+    import typer.main
+
+    paths = list(_commands(typer.main.get_command(app)))
+    assert {("registry", "promote"), ("alerts", "ack"), ("store", "upgrade"), ("score-batch",)} <= set(paths)
+    for cmd in paths:
         result = runner.invoke(app, [*cmd, "--help"])
-        assert result.exit_code == 0 and "Usage" in result.output
+        assert result.exit_code == 0 and "Usage" in result.output, (cmd, result.output)
+        assert len(result.output.split("Usage", 1)[1].strip()) > 20, cmd  # says more than its name
 
 
 def test_validate_exit_codes(tmp_path: Path):

@@ -92,3 +92,56 @@ def test_the_promotion_review_shows_the_paired_comparison_and_its_margins(tmp_pa
     assert set(paired["figure"]) >= {"safety MAE", "overall MAE"} and len(paired) >= 7
     assert "Acne" in set(slices["value"])
     assert "overall mae" in set(others["check"]) and "headroom" in others.columns
+
+
+def test_a_corrupt_report_and_a_password_in_a_url_are_messages_not_tracebacks_or_leaks(tmp_path, monkeypatch):
+    import yaml
+
+    from tests.dashboard.conftest import REPO
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["monitor"]["store_url"] = "postgresql+psycopg2://dermeval:s3cret-pw@127.0.0.1:1/store"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "reports" / "gate").mkdir(parents=True)
+    (tmp_path / "reports" / "metrics.json").write_text('{"overall_mae": 0.1')  # cut short mid-write
+    (tmp_path / "reports" / "gate" / "gate.json").write_text("not json")
+    for page in ("Overview", "Drift", "Promotion review"):
+        at = page_run(monkeypatch, tmp_path, page)
+        assert not at.exception, (page, at.exception)
+        shown = texts(at) + " ".join(str(x.value) for x in [*at.info, *at.warning, *at.error])
+        assert "s3cret-pw" not in shown, page
+    shown = " ".join(str(x.value) for x in page_run(monkeypatch, tmp_path, "Overview").info)
+    assert "reports/metrics.json cannot be read" in shown and "dermeval:***@127.0.0.1" in shown
+
+
+@pytest.mark.slow
+def test_the_dashboard_command_stops_its_server_on_sigterm(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.conftest import free_port, wait_for_http
+
+    port = free_port()
+    cli = subprocess.Popen([sys.executable, "-m", "dermeval", "dashboard", "--port", str(port), "--project",
+                            str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    health = f"http://127.0.0.1:{port}/_stcore/health"
+    try:
+        assert wait_for_http(health, cli)
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(timeout=30) is not None
+        for _ in range(30):  # the server goes with it
+            try:
+                urllib.request.urlopen(health, timeout=1)
+            except OSError:
+                break
+            import time
+
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the streamlit server outlived `dermeval dashboard`")
+    finally:
+        if cli.poll() is None:
+            os.kill(cli.pid, signal.SIGKILL)

@@ -209,3 +209,19 @@ def test_validating_one_records_file_checks_its_images(root: Path):
     other.mkdir()
     out = CliRunner().invoke(app, ["validate", str(path), "--image-root", str(other), "--json"])
     assert {e["line"] for e in json.loads(out.output)["sources"][0]["errors"]} == {1, 2, 3, 4}
+
+
+def test_outputs_are_written_whole_or_not_at_all(tmp_path: Path):
+    from dermeval.formats.common import write_jsonl
+
+    path = tmp_path / "scores.jsonl"
+    write_jsonl(path, [{"id": "a"}, {"id": "b"}])
+
+    def broken():
+        yield {"id": "c"}
+        raise RuntimeError("killed midway")
+
+    with pytest.raises(RuntimeError):
+        write_jsonl(path, broken())
+    assert path.read_text() == '{"id": "a"}\n{"id": "b"}\n'  # the previous file, intact
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.jsonl"]  # no temporary left behind

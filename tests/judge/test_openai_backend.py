@@ -58,16 +58,32 @@ def test_well_formed_malformed_partial_slow_and_429(tmp_path):
         assert server.requests[next(k for k in server.requests if "MODE=ratelimit" in k)] == 3
         assert all(h == f"Bearer {SECRET}" for h in server.auth_headers)
         calls = server.total
-        # A rerun is answered from the cache: only the failing row goes back to the server.
+        # A rerun is answered from the cache for complete answers only: the failing, the partial and the
+        # malformed rows go back to the server (a malformed answer is not a verdict to keep).
         result2, rows2 = _run(tmp_path, cands, refs, server.base_url, out="again.jsonl")
         assert result2.exit_code == 0
-        assert server.total - calls == 3  # error500: 1 + 2 retries, nothing else
+        assert server.total - calls == 3 + 1 + 1  # error500: 1 + 2 retries; partial and malformed: once each
         assert [r.get("scores") for r in rows2] == [r.get("scores") for r in rows]
-        assert "from cache 7" in result2.output  # malformed answers are kept too: same prompt, same answer
+        assert "from cache 5" in result2.output
     # The key is never written anywhere.
     for f in tmp_path.iterdir():
         assert SECRET.encode() not in f.read_bytes(), f
     assert SECRET not in result.output and SECRET not in result2.output
+
+
+def test_only_the_documented_key_variable_is_read_and_plain_http_elsewhere_warns(monkeypatch):
+    from dermeval.judge.llm import OpenAIJudge, insecure_remote
+
+    monkeypatch.delenv("DERMEVAL_JUDGE_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-for-another-service")
+    with FakeOpenAI() as server:
+        judge = OpenAIJudge(server.base_url, "fake-judge")
+        judge.judge_one("Narrative. MODE=good", REFERENCE)
+        assert server.auth_headers == ["Bearer not-needed"]  # OPENAI_API_KEY is not sent to this endpoint
+    assert insecure_remote("http://10.0.0.5:8000/v1") and not insecure_remote("https://judge.example/v1")
+    assert not insecure_remote("http://127.0.0.1:8000/v1") and not insecure_remote("http://localhost:8000/v1")
+    with pytest.warns(UserWarning, match="plain http on another machine"):
+        OpenAIJudge("http://user:pw@10.0.0.5:8000/v1", "m")
 
 
 def test_server_down_keeps_what_was_judged_and_resumes(tmp_path):

@@ -23,7 +23,9 @@ def test_mlflow_models_serve_answers_an_invocation(champion, tmp_path):
     port = free_port()
     # mlflow execs uvicorn from PATH: the one next to this interpreter
     path = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": champion["tracking_uri"], "PATH": path}
+    # The server's own configuration names the one folder it reads image paths from.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": champion["tracking_uri"], "PATH": path,
+           "DERMEVAL_IMAGE_ROOT": str(root)}
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", champion["model_uri"],
                              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
@@ -40,6 +42,17 @@ def test_mlflow_models_serve_answers_an_invocation(champion, tmp_path):
         with urllib.request.urlopen(request, timeout=120) as response:
             assert response.status == 200
             predictions = json.loads(response.read())["predictions"]
+        # A client cannot widen what the server reads: another root, or a path out of the configured one.
+        (tmp_path / "secret.png").write_bytes((root / rows[2]["image"]).read_bytes())
+        probes = [{"id": "escape", "diagnostic_text": "Plaques.", "image": str(tmp_path / "secret.png")},
+                  {"id": "up", "diagnostic_text": "Plaques.", "image": "../secret.png"}]
+        refused = []
+        for params in ({"image_root": str(root)}, {"image_root": "/"}, {}):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations", headers={"Content-Type": "application/json"},
+                data=json.dumps({"dataframe_records": probes, "params": params}).encode())
+            with urllib.request.urlopen(request, timeout=120) as response:
+                refused += json.loads(response.read())["predictions"]
     finally:
         stop_process(proc, 30)
         log.close()
@@ -53,3 +66,5 @@ def test_mlflow_models_serve_answers_an_invocation(champion, tmp_path):
         assert p["overall"] == pytest.approx(w["overall"], abs=1e-5)
         assert p["critique"].splitlines()[-1].startswith("Overall Score:")
     assert "not valid base64" in predictions[3]["error"]
+    assert len(refused) == 6 and all(p["error"] and p.get("overall") is None for p in refused), refused
+    assert "outside the folder this server reads images from" in refused[2]["error"]  # image_root "/" asked for

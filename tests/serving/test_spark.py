@@ -11,8 +11,12 @@ import pytest
 
 from dermeval.formats.common import RowError, iter_jsonl
 from dermeval.schema import DIMENSIONS
+from tests.conftest import skip_unless_ci
 
-pytest.importorskip("pyspark", reason="the Spark engine needs pyspark (pip install 'dermeval-ops[spark]')")
+try:
+    import pyspark  # noqa: F401
+except ImportError:
+    skip_unless_ci("the Spark engine needs pyspark (pip install 'dermeval-ops[spark]')", module=True)
 pytestmark = pytest.mark.slow
 
 NUMERIC = [*DIMENSIONS, "overall", *[f"uncertainty_{d}" for d in DIMENSIONS]]
@@ -21,7 +25,7 @@ NUMERIC = [*DIMENSIONS, "overall", *[f"uncertainty_{d}" for d in DIMENSIONS]]
 @pytest.fixture(scope="module")
 def spark():
     if not shutil.which("java"):
-        pytest.skip("the Spark engine needs Java 17+ on PATH")
+        skip_unless_ci("the Spark engine needs Java 17+ on PATH")
     from dermeval.serving.spark import spark_session
 
     session = spark_session("local[2]", {"spark.ui.enabled": "false"})
