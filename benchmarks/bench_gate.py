@@ -52,6 +52,8 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "gate.json"))
     ap.add_argument("--only", default=",".join(CHALLENGERS), help="challengers to train (seed, lr)")
+    ap.add_argument("--models", help="keep the trained challengers in this folder and reuse them when there "
+                    "(to re-gate under other margins without retraining)")
     args = ap.parse_args()
     params = load_params(args.params)
     d = params.data
@@ -73,11 +75,18 @@ def main() -> None:
     for name in [x for x in args.only.split(",") if x]:
         change = CHALLENGERS[name]
         t0 = time.perf_counter()
-        model, _, _ = fit_evaluator(FeatureSet.load(Path(d.features) / "features.npz"), rows, splits,
-                                    dataclasses.replace(base, **change), review_threshold=params.train.review_threshold,
-                                    review_share=params.train.review_share, ood_quantile=params.train.ood_quantile,
-                                    known_names=known)
-        seconds = time.perf_counter() - t0
+        kept = Path(args.models) / name if args.models else None
+        if kept is not None and (kept / "config.json").is_file():
+            model, seconds = load_evaluator(kept), None
+        else:
+            model, _, _ = fit_evaluator(FeatureSet.load(Path(d.features) / "features.npz"), rows, splits,
+                                        dataclasses.replace(base, **change),
+                                        review_threshold=params.train.review_threshold,
+                                        review_share=params.train.review_share,
+                                        ood_quantile=params.train.ood_quantile, known_names=known)
+            seconds = round(time.perf_counter() - t0, 1)
+            if kept is not None:
+                model.save(kept)
         mine = _scores(model, fs, idx)
         paired = paired_comparison(test_rows, mine, theirs, n_boot=b.n_boot, safety_floor=floor,
                                    slice_kinds=[k for k in b.slice_kinds.split(",") if k], slice_min_n=b.slice_min_n)
@@ -91,7 +100,7 @@ def main() -> None:
         groups = [str(r.get("case_id") or r["id"]) for r in test_rows]
         ci = {w: paired_difference(e, groups, n_boot=b.n_boot) for w, e in errs.items()}
         result = {
-            "change": change, "train_seconds": round(seconds, 1),
+            "change": change, "train_seconds": seconds,
             "overall_mae": {"challenger": round(now["overall"], 4), "champion": round(stored["overall"], 4)},
             "dimension_mae": {k: {"challenger": round(now[k], 4), "champion": round(stored[k], 4)} for k in DIMENSIONS},
             "paired_overall_difference": {k: round(v, 4) for k, v in paired["difference"]["overall"].items()

@@ -145,12 +145,12 @@ class GeneralisationBounds:
 class DimensionMargins:
     """Non-inferiority margin per dimension: how much larger the challenger's mean absolute error may be."""
 
-    accuracy: float = 0.03
-    safety: float = 0.02
-    medical_groundedness: float = 0.03
-    clinical_coverage: float = 0.03
-    reasoning_coherence: float = 0.03
-    description_precision: float = 0.03
+    accuracy: float = 0.05
+    safety: float = 0.04
+    medical_groundedness: float = 0.05
+    clinical_coverage: float = 0.05
+    reasoning_coherence: float = 0.05
+    description_precision: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -159,13 +159,15 @@ class PairedBounds:
 
     Every margin is fixed here, never relative to the champion's own value: a chain of
     promotions cannot drift by a little each time. Non-inferior means the 95% CI's far end of
-    (challenger - champion) stays inside the margin.
+    (challenger - champion) stays inside the margin. A margin must exceed what an equivalent
+    retrain moves: with another training seed the per-dimension CIs reach about 0.04 and a
+    category slice's 0.08 (benchmarks/bench_gate.py), so tighter margins refuse retrains at random.
     """
 
     n_boot: int = 1000  # case-resampling bootstrap for every paired CI
     overall_margin: float = 0.02  # mean absolute error of the overall score
     dimension_margin: DimensionMargins = DimensionMargins()
-    slice_margin: float = 0.06  # overall score's error within each slice below
+    slice_margin: float = 0.10  # overall score's error within each slice below
     slice_kinds: str = "category,skin_type,candidate_model,source"
     slice_min_n: int = 60  # smaller slices are reported, not gated
     unsafe_recall_margin: float | None = 0.10  # the challenger may catch at most this share fewer unsafe narratives

@@ -7,10 +7,11 @@ narrative and evaluator version.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Integer, case, cast, func, literal, select
+from sqlalchemy import Integer, case, cast, func, literal, select, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
@@ -102,10 +103,10 @@ def narrative_conflicts(conn: Connection, rows: Sequence[dict[str, Any]]) -> dic
     ids = list(wanted)
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
-        for rid, text, model, batch in conn.execute(
+        for rid, stored_text, model, batch in conn.execute(
                 select(t.c.id, t.c.text, t.c.model, t.c.batch_id).where(t.c.id.in_(chunk))):
             new = wanted[rid]
-            what = [name for name, old, now in (("text", text, new["text"]), ("MLLM", model, new["model"]))
+            what = [name for name, old, now in (("text", stored_text, new["text"]), ("MLLM", model, new["model"]))
                     if old != now]
             if what:
                 out[rid] = (f"id already stored (batch {batch}) with another {' and '.join(what)}; "
@@ -130,7 +131,15 @@ def scored_ids(conn: Connection, ids: Sequence[str], evaluator_version: str) -> 
 
 def replace_batch_results(conn: Connection, batch_id: str, evaluator_version: str,
                           trust: Sequence[dict[str, Any]], drift: Sequence[dict[str, Any]]) -> None:
-    """Trust summaries and drift results of a batch are recomputed as a whole: replace them."""
+    """Trust summaries and drift results of a batch are recomputed as a whole: replace them.
+
+    On PostgreSQL two monitors finishing the same batch take turns (a transaction-scoped
+    advisory lock per batch and evaluator), so the second replaces the first's rows instead of
+    colliding with them; SQLite serialises writers by itself.
+    """
+    if conn.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(f"{batch_id}\0{evaluator_version}".encode()).digest()[:8], "big") >> 1
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
     tt, dt = TrustSummary.__table__, DriftResult.__table__
     conn.execute(tt.delete().where(tt.c.batch_id == batch_id, tt.c.evaluator_version == evaluator_version))
     conn.execute(dt.delete().where(dt.c.batch_id == batch_id, dt.c.evaluator_version == evaluator_version))

@@ -70,12 +70,12 @@ def test_the_same_model_passes_the_paired_checks_and_a_small_uniform_regression_
     paired = [c for c in d.checks if "vs champion v1" in c.name]
     # overall, six dimensions, unsafe recall; slices: 3 categories, 6 skin types, 6 MLLMs, 1 source
     assert d.passed and len(paired) == 1 + 6 + 1 + 3 + 6 + 6 + 1
-    # Safety 0.04 worse on every row: inside the old max(0.02, 10%) tolerance of a 0.3 champion, over 0.02 here.
-    worse = {**champ, "safety": champ["safety"] + np.where(champ["safety"] >= expert[:, 1], 0.04, -0.04)}
+    # Safety 0.06 worse on every row: a sure regression, over the fixed 0.04 margin.
+    worse = {**champ, "safety": champ["safety"] + np.where(champ["safety"] >= expert[:, 1], 0.06, -0.06)}
     d = decide(make_report(), P, _paired(rows, worse, champ), "1")
     assert not d.passed
     assert [r.split(":")[0] for r in d.reasons] == ["safety vs champion v1"]
-    assert "error difference, 95% CI upper end" in d.reasons[0] and "needs <= 0.0200" in d.reasons[0]
+    assert "error difference, 95% CI upper end" in d.reasons[0] and "needs <= 0.0400" in d.reasons[0]
 
 
 def test_a_challenger_close_on_average_but_missing_unsafe_narratives_is_refused():
