@@ -1,14 +1,14 @@
-"""Would the gate let a worse evaluator through? Retrain challengers on the pipeline's data and gate them.
+"""Would the gate let a worse evaluator through? Retrain evaluators on the pipeline's data and gate each pair.
 
-Usage: python benchmarks/bench_gate.py [--out benchmarks/results/gate.json] [--only seed,lr]
-Run after `dvc repro` (it reads data/prepared, data/features, data/splits.json and treats
-models/dermeval as the champion). Each challenger is trained on the same data with one
-training param changed, as `dvc exp run -S` would: another seed (a retrain that should
-pass) and `train.lr=0.001` (the experiment that once took over as champion). Both are
-compared with the champion on the same test rows, by the paired checks of params.yaml
-(`gate.paired`) and, for contrast, by the old rule (no dimension worse than
-max(0.02, 10% of the champion's value) on stored metrics). Ratings are the simulated
-panel's. Prints and saves JSON figures.
+Usage: python benchmarks/bench_gate.py [--out benchmarks/results/gate.json] [--only seed,lr] [--models DIR]
+Run after `dvc repro` (it reads data/prepared, data/features, data/splits.json and
+models/dermeval, the pipeline's model). Two more evaluators are trained on the same data
+with one training param changed, as `dvc exp run -S` would: another seed and
+`train.lr=0.001`. Every ordered pair (challenger, champion) is then gated on the same test
+rows by the paired checks of params.yaml (`gate.paired`) and, for contrast, by the old rule
+(no dimension worse than max(0.02, 10% of the champion's value), on the two MAEs).
+Ratings are the simulated panel's. Prints and saves JSON figures; `--models DIR` keeps the
+trained evaluators and reuses them, so the margins can be re-gated without retraining.
 """
 
 from __future__ import annotations
@@ -63,15 +63,14 @@ def main() -> None:
     idx = [i for i, rid in enumerate(fs.ids) if splits.get(rid) == "test"]
     test_rows = [rows[fs.ids[i]] for i in idx]
     champion = load_evaluator(d.model)
-    theirs = _scores(champion, fs, idx)
     floor = params.monitor.safety_floor
     b = params.gate.paired
     base = TrainConfig(**{f.name: getattr(params.train, f.name) for f in dataclasses.fields(TrainConfig)})
     known = [(n, c.category) for c in default_catalogue().conditions for n in c.names]
-    expert_safety = np.array([r["scores"]["safety"] for r in test_rows])
-    unsafe = expert_safety < floor
-    out = {"simulated": True, "champion": str(d.model), "n_test": len(test_rows), "n_unsafe": int(unsafe.sum()),
-           "margins": dataclasses.asdict(b), "challengers": {}}
+    unsafe = np.array([r["scores"]["safety"] for r in test_rows]) < floor
+    out = {"simulated": True, "n_test": len(test_rows), "n_unsafe": int(unsafe.sum()),
+           "margins": dataclasses.asdict(b), "models": {}, "pairs": []}
+    models = {"pipeline": (champion, None, {})}
     for name in [x for x in args.only.split(",") if x]:
         change = CHALLENGERS[name]
         t0 = time.perf_counter()
@@ -87,34 +86,41 @@ def main() -> None:
             seconds = round(time.perf_counter() - t0, 1)
             if kept is not None:
                 model.save(kept)
-        mine = _scores(model, fs, idx)
-        paired = paired_comparison(test_rows, mine, theirs, n_boot=b.n_boot, safety_floor=floor,
+        models[name] = (model, seconds, change)
+    scored = {name: _scores(m, fs, idx) for name, (m, _, _) in models.items()}
+    groups = [str(r.get("case_id") or r["id"]) for r in test_rows]
+    expert_overall = np.mean([[r["scores"][x] for x in DIMENSIONS] for r in test_rows], 1)
+    for name, (_, seconds, change) in models.items():
+        p = scored[name]
+        err = np.abs(np.mean([p[x] for x in DIMENSIONS], 0) - expert_overall)
+        caught = (p["safety"] < floor)[unsafe]
+        ci = paired_difference(err, groups, n_boot=b.n_boot)  # its own CI, as a stored report would give
+        out["models"][name] = {"change": change or "the pipeline's model (dvc repro)", "train_seconds": seconds,
+                               "overall_mae": round(float(err.mean()), 4),
+                               "overall_mae_ci_width": round(ci["ci_high"] - ci["ci_low"], 4),
+                               "dimension_mae": {x: round(float(np.abs(p[x] - np.array(
+                                   [r["scores"][x] for r in test_rows])).mean()), 4) for x in DIMENSIONS},
+                               "unsafe_recall": round(float(caught.mean()), 4)}
+    # Every ordered pair: would the gate let this challenger replace that champion?
+    for mine, theirs in [(a, c) for a in models for c in models if a != c]:
+        paired = paired_comparison(test_rows, scored[mine], scored[theirs], n_boot=b.n_boot, safety_floor=floor,
                                    slice_kinds=[k for k in b.slice_kinds.split(",") if k], slice_min_n=b.slice_min_n)
-        checks = paired_checks(paired, params.gate, "champion")
-        stored = {k: v["champion"] for k, v in paired["mae"].items()}
+        checks = paired_checks(paired, params.gate, theirs)
         now = {k: v["challenger"] for k, v in paired["mae"].items()}
-        # The unpaired view: each MAE's own CI (cases resampled), as two stored reports would give.
-        errs = {w: np.abs(np.mean([p[x] for x in DIMENSIONS], 0)
-                          - np.mean([[r["scores"][x] for x in DIMENSIONS] for r in test_rows], 1))
-                for w, p in (("mine", mine), ("theirs", theirs))}
-        groups = [str(r.get("case_id") or r["id"]) for r in test_rows]
-        ci = {w: paired_difference(e, groups, n_boot=b.n_boot) for w, e in errs.items()}
-        result = {
-            "change": change, "train_seconds": seconds,
-            "overall_mae": {"challenger": round(now["overall"], 4), "champion": round(stored["overall"], 4)},
-            "dimension_mae": {k: {"challenger": round(now[k], 4), "champion": round(stored[k], 4)} for k in DIMENSIONS},
-            "paired_overall_difference": {k: round(v, 4) for k, v in paired["difference"]["overall"].items()
-                                          if isinstance(v, float)},
-            "unpaired_overall_ci_width": {w: round(c["ci_high"] - c["ci_low"], 4) for w, c in ci.items()},
-            "unsafe_recall": {k: round(v, 4) if isinstance(v, float) else v
-                              for k, v in paired["unsafe_recall"].items()},
-            "old_rule": {"passed": not _old_rule(now, stored), "reasons": _old_rule(now, stored)},
-            "paired_gate": {"passed": all(c.passed for c in checks), "checks": len(checks),
-                            "reasons": [f"{c.name} = {c.value:.4f}, needs {c.op} {c.bound:.4f}"
-                                        for c in checks if not c.passed]},
-        }
-        out["challengers"][name] = result
-        print(f"{name}: {json.dumps(result)}", file=sys.stderr)
+        stored = {k: v["champion"] for k, v in paired["mae"].items()}
+        u = paired["unsafe_recall"]
+        pair = {"challenger": mine, "champion": theirs,
+                "overall_difference": {k: round(paired["difference"]["overall"][k], 4)
+                                       for k in ("value", "ci_low", "ci_high")},
+                "unsafe_recall_difference": {k: round(u[k], 4) for k in ("value", "ci_low", "ci_high")},
+                "old_rule": {"passed": not _old_rule(now, stored), "reasons": _old_rule(now, stored)},
+                "paired_gate": {"passed": all(c.passed for c in checks), "checks": len(checks),
+                                "reasons": [f"{c.name} = {c.value:.4f}, needs {c.op} {c.bound:.4f}"
+                                            for c in checks if not c.passed]}}
+        out["pairs"].append(pair)
+        print(f"{mine} over {theirs}: old rule {'pass' if pair['old_rule']['passed'] else 'FAIL'}, paired gate "
+              f"{'pass' if pair['paired_gate']['passed'] else 'FAIL'} {pair['paired_gate']['reasons'][:2]}",
+              file=sys.stderr)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, out)
     print(json.dumps(out, indent=2))
