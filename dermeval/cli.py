@@ -539,6 +539,22 @@ def dashboard(
     raise typer.Exit(code)
 
 
+@app.command()
+def plots(
+    out: Path = typer.Option(Path("dvc_plots"), "--out", help="Folder for the page (index.html)."),
+    cache: Path = typer.Option(Path(".dvc/tmp/plots-js"), "--cache", help="Where Vega is installed with npm, once."),
+) -> None:
+    """`dvc plots show` as a page that works offline (Vega inlined instead of loaded from a CDN)."""
+    from dermeval.plots import PlotsError, render
+
+    try:
+        page = render(out, cache)
+    except PlotsError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    typer.echo(f"plots: {page} (opens without a network)")
+
+
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m dermeval`
     app(prog_name="dermeval")
 

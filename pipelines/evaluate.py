@@ -15,6 +15,19 @@ from dermeval.params import load_params
 from dermeval.schema import DIMENSIONS
 
 
+def dvc_plot_files(tables: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """The tables ``dvc plots`` draws from, one file per series (it tells series apart by file):
+    a calibration curve per dimension and the diagonal, DermEval's and the judge's MAE per dimension."""
+    out = {f"calibration_{d}": [{"mean_predicted": r["mean_predicted"], "mean_expert": r["mean_expert"]}
+                                for r in tables["calibration"] if r["dimension"] == d] for d in DIMENSIONS}
+    out["calibration_identity"] = [{"mean_predicted": x, "mean_expert": x} for x in (0.0, 5.0)]
+    if "judge_vs_dermeval" in tables:
+        for who in ("dermeval", "judge"):
+            out[f"mae_{who}"] = [{"dimension": r["dimension"], "mae": r[f"{who}_mae"]}
+                                 for r in tables["judge_vs_dermeval"]]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
@@ -51,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "agreement.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     for name, table in tables.items():
         write_csv(out / f"{name}.csv", table)
+    for name, table in dvc_plot_files(tables).items():  # one file per series: DVC draws one line or panel each
+        write_csv(out / "plots" / f"{name}.csv", table)
     Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
     Path(args.metrics).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print("evaluate (simulated panel): " + ", ".join(f"{k}={v}" for k, v in metrics.items()), file=sys.stderr)

