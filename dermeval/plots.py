@@ -32,7 +32,8 @@ def install_libraries(folder: Path) -> Path:
     if npm is None:
         raise PlotsError("npm is not installed (apt-get install npm): it fetches Vega for the offline plots page")
     folder.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-save",
+    # --legacy-peer-deps: the three pinned releases predate each other's peer ranges; DVC loads exactly these.
+    done = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-save", "--legacy-peer-deps",
                            *[f"{name}@{version}" for name, version in LIBRARIES.items()]],
                           cwd=folder, capture_output=True, text=True)
     missing = [path for path in BUILDS.values() if not (modules / path).is_file()]
