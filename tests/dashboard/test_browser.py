@@ -1,6 +1,7 @@
 """A real browser: headless Chromium loads every page of the served app and saves a screenshot.
 
-Each page's rendered DOM must show its own content and no exception; screenshots are kept as
+Chromium is driven over its DevTools protocol: once Streamlit's script run has ended, each page
+must show its own content and no exception. Screenshots are kept as
 test artefacts in ``$DERMEVAL_TEST_ARTIFACTS`` (default ``reports/tmp/screenshots``). Skips
 with the reason when Chromium is not installed (`apt-get install chromium`), except under
 ``CI=true``, where that is a failure.
@@ -8,15 +9,18 @@ with the reason when Chromium is not installed (`apt-get install chromium`), exc
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from tests.conftest import free_port, skip_unless_ci, stop_process, wait_for_http
 from tests.dashboard.conftest import REPO
@@ -26,7 +30,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PAGES = {"overview": "Latest gate decision", "mllm-trustworthiness": "MLLM trustworthiness", "drift": "Drift",
          "registry": "Gate decisions and alias history", "promotion-review": "Promotion review",
          "case-explorer": "Case explorer", "evaluator-quality": "Evaluator quality"}
-ERROR_MARKS = ('data-testid="stException"', "Traceback (most recent call last)")
 
 
 def _chromium() -> str:
@@ -52,59 +55,92 @@ def _serve(app: Path, project: Path) -> tuple[subprocess.Popen, str]:
     return server, base
 
 
-def _dom(browser: str, url: str, profile: Path) -> str:
-    """The page's DOM once its scripts have run (what a reader sees, as HTML)."""
-    done = subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-                           "--window-size=1400,1000", "--virtual-time-budget=30000", "--dump-dom", url],
-                          capture_output=True, text=True, timeout=120)
-    return done.stdout
+# Read in the page itself: an exception element, Streamlit's "running" indicator, the visible text.
+STATE_JS = """(() => ({error: !!document.querySelector('[data-testid="stException"]'),
+  running: !!document.querySelector('[data-testid="stStatusWidgetRunningIcon"]'),
+  text: document.body ? document.body.innerText : ""}))()"""
 
 
-def page_state(browser: str, url: str, expected: str, profile: Path, looks: int = 10) -> str:
-    """``ok`` when the page shows ``expected`` and no error, ``error: ...`` when it shows an exception,
-    ``blank`` when after ``looks`` tries it still shows neither (a page still running shows a blank body;
-    on a loaded 2-core machine the Overview, which reads the MLflow registry, once needed six looks)."""
-    for _ in range(looks):
-        dom = _dom(browser, url, profile)
-        mark = next((m for m in ERROR_MARKS if m in dom), None)
-        if mark:
-            return f"error: the page shows an exception ({mark})"
-        if expected in dom:
-            return "ok"
-        time.sleep(2)
-    return "blank"
+class Chromium:
+    """Headless Chromium driven over the DevTools protocol: navigate, wait for the script run to end, read."""
+
+    def __init__(self, binary: str, profile: Path) -> None:
+        port = free_port()
+        self.proc = subprocess.Popen([binary, "--headless=new", "--no-sandbox", "--disable-gpu",
+                                      f"--remote-debugging-port={port}", "--remote-allow-origins=*",
+                                      f"--user-data-dir={profile}", "--window-size=1400,1000", "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        if not wait_for_http(f"http://127.0.0.1:{port}/json/version", self.proc):
+            stop_process(self.proc)
+            pytest.fail("chromium's DevTools endpoint did not come up")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
+            self.ws_url = next(t["webSocketDebuggerUrl"] for t in json.loads(resp.read()) if t["type"] == "page")
+        self._id = 0
+
+    def close(self) -> None:
+        stop_process(self.proc)
+
+    async def _call(self, ws, method: str, params: dict | None = None) -> dict:
+        self._id += 1
+        await ws.send(json.dumps({"id": self._id, "method": method, "params": params or {}}))
+        while True:  # events arrive in between; the answer carries our id
+            msg = json.loads(await ws.recv())
+            if msg.get("id") == self._id:
+                return msg
+
+    async def _state(self, url: str, expected: str, seconds: float, shot: Path | None) -> str:
+        import websockets
+
+        async with websockets.connect(self.ws_url, max_size=None) as ws:
+            await self._call(ws, "Page.navigate", {"url": url})
+            deadline, last = time.monotonic() + seconds, "blank"
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                answer = await self._call(ws, "Runtime.evaluate", {"expression": STATE_JS, "returnByValue": True})
+                page = answer.get("result", {}).get("result", {}).get("value") or {}
+                if page.get("error"):
+                    last = "error: the page shows an exception"
+                    break
+                if page.get("running") or expected not in page.get("text", ""):
+                    last = "still running" if page.get("running") else "blank"
+                    continue
+                last = "ok"
+                break
+            if shot is not None:  # an artefact for the reader; the state above is the assertion
+                png = await self._call(ws, "Page.captureScreenshot", {"format": "png"})
+                shot.write_bytes(base64.b64decode(png["result"]["data"]))
+            return last
+
+    def page_state(self, url: str, expected: str, seconds: float = 90, shot: Path | None = None) -> str:
+        """``ok`` once the script run has ended showing ``expected`` and no exception; ``error: ...`` when it
+        shows an exception; else what it still showed after ``seconds`` (a loaded 2-core machine is slow)."""
+        return asyncio.run(self._state(url, expected, seconds, shot))
 
 
 def test_chromium_renders_every_page(populated_project, tmp_path):
-    browser = _chromium()
+    binary = _chromium()
     out = Path(os.environ.get("DERMEVAL_TEST_ARTIFACTS", REPO / "reports" / "tmp" / "screenshots"))
     out.mkdir(parents=True, exist_ok=True)
     server, base = _serve(REPO / "dashboards/app.py", populated_project)
+    browser = Chromium(binary, tmp_path / "profile")
     try:
-        for slug in PAGES:  # the first sessions pay for the imports and fill the caches
-            _dom(browser, f"{base}/?page={slug}", tmp_path / "profile")
         for slug, expected in PAGES.items():
-            state = page_state(browser, f"{base}/?page={slug}", expected, tmp_path / "profile")
+            state = browser.page_state(f"{base}/?page={slug}", expected, shot=out / f"{slug}.png")
             assert state == "ok", f"{slug}: {state}"
-            shot = out / f"{slug}.png"
-            subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000",
-                            "--virtual-time-budget=30000", f"--screenshot={shot}", f"{base}/?page={slug}"],
-                           capture_output=True, timeout=120)
-            with Image.open(shot) as im:  # kept as an artefact; a rendered page is not one flat colour
-                assert len(set(im.convert("RGB").resize((200, 140)).getdata())) > 50, slug
     finally:
+        browser.close()
         stop_process(server)
 
 
 def test_the_browser_check_fails_on_an_error_page(tmp_path):
     """The check above must be able to fail: a page that raises is reported as an error, not as rendered."""
-    browser = _chromium()
+    binary = _chromium()
     app = tmp_path / "broken.py"
     app.write_text("import streamlit as st\nst.header('Latest gate decision')\nraise RuntimeError('page broke')\n")
     server, base = _serve(app, tmp_path)
+    browser = Chromium(binary, tmp_path / "profile")
     try:
-        state = page_state(browser, base, "Latest gate decision", tmp_path / "profile", looks=3)
-        assert state.startswith("error: the page shows an exception"), state
+        assert browser.page_state(base, "Latest gate decision", seconds=60) == "error: the page shows an exception"
     finally:
+        browser.close()
         stop_process(server)
