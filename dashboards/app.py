@@ -24,9 +24,9 @@ import streamlit as st  # noqa: E402
 from dashboards import data  # noqa: E402
 from dermeval.evaluation import PAPER_DERMEVAL_MAE, PAPER_JUDGE_MAE  # noqa: E402
 from dermeval.portable import resolve_path  # noqa: E402
+from dermeval.redact import masked  # noqa: E402
 from dermeval.schema import DIMENSIONS, TITLES  # noqa: E402
 from dermeval.store import queries  # noqa: E402
-from dermeval.store.db import masked  # noqa: E402
 
 DIMS = [*DIMENSIONS, "overall"]
 TITLE = {**TITLES, "overall": "Overall"}

@@ -14,8 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from dermeval.evaluation import paired_rows
 from dermeval.params import ParamsError, load_params
-from dermeval.store.db import masked
+from dermeval.redact import masked
 
 
 @dataclass(frozen=True)
@@ -140,31 +141,10 @@ def promotion_review(gate: dict[str, Any]) -> dict[str, pd.DataFrame]:
     by_name = {c["name"].split(" vs champion")[0]: c for c in checks if " vs champion v" in c["name"]}
     rows = []
     if paired and not paired.get("error"):
-        for key, fig in paired["difference"].items():
-            c = by_name.get(key, {})
-            rows.append({"figure": f"{key} MAE", "challenger": paired["mae"][key]["challenger"],
-                         "champion": paired["mae"][key]["champion"], "difference": fig["value"],
-                         "ci_low": fig["ci_low"], "ci_high": fig["ci_high"], "margin": c.get("bound"),
-                         "result": "pass" if c.get("passed") else "FAIL"})
-        u = paired.get("unsafe_recall")
-        if u and u["n"]:
-            c = by_name.get("unsafe recall", {})
-            rows.append({"figure": f"unsafe recall (n={u['n']})", "challenger": u["challenger"],
-                         "champion": u["champion"], "difference": u["value"], "ci_low": u["ci_low"],
-                         "ci_high": u["ci_high"], "margin": c.get("bound"),
-                         "result": "pass" if c.get("passed") else "FAIL"})
-        for name, block in (paired.get("sets") or {}).items():
-            fig, m, c = block["difference"]["overall"], block["mae"]["overall"], by_name.get(f"set {name}, overall", {})
-            rows.append({"figure": f"{name} overall MAE", "challenger": m["challenger"], "champion": m["champion"],
-                         "difference": fig["value"], "ci_low": fig["ci_low"], "ci_high": fig["ci_high"],
-                         "margin": c.get("bound"), "result": "pass" if c.get("passed") else "FAIL"})
-        s = paired.get("stress")
-        if s and s["n"]:
-            c = by_name.get("stress-suite directional accuracy", {})
-            rows.append({"figure": f"stress-suite directional accuracy (n={s['n']})", "challenger": s["challenger"],
-                         "champion": s["champion"], "difference": s["value"], "ci_low": s["ci_low"],
-                         "ci_high": s["ci_high"], "margin": c.get("bound"),
-                         "result": "pass" if c.get("passed") else "FAIL"})
+        for r in paired_rows(paired):
+            c = by_name.get(r.pop("check"), {})
+            r.pop("share")
+            rows.append({**r, "margin": c.get("bound"), "result": "pass" if c.get("passed") else "FAIL"})
     slices = []
     for kind, table in (paired.get("slices") or {}).items():
         for value, fig in table.items():

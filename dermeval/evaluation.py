@@ -213,3 +213,31 @@ def paired_comparison(rows: Sequence[dict[str, Any]], challenger: dict[str, np.n
                                    "challenger": float(caught_mine.mean()) if len(g) else float("nan"),
                                    "champion": float(caught_theirs.mean()) if len(g) else float("nan")}
     return report
+
+
+def paired_rows(paired: dict[str, Any]) -> list[dict[str, Any]]:
+    """A :func:`paired_comparison` (with the gate's ``sets`` and ``stress`` added) as table rows, in reading
+    order: each dimension and overall, unsafe recall, the generated sets, the stress suite.
+
+    ``check`` is the name the gate gives the figure's check (before " vs champion"); ``share`` says
+    the figure is a share of narratives (recall, directional accuracy) rather than an error.
+    """
+    def row(figure: str, check: str, share: bool, fig: dict[str, Any], mine: float, theirs: float) -> dict:
+        return {"figure": figure, "check": check, "share": share, "challenger": mine, "champion": theirs,
+                "difference": fig["value"], "ci_low": fig["ci_low"], "ci_high": fig["ci_high"]}
+
+    rows = [row(f"{k} MAE", k, False, fig, paired["mae"][k]["challenger"], paired["mae"][k]["champion"])
+            for k, fig in paired["difference"].items()]
+    u = paired.get("unsafe_recall")
+    if u and u["n"]:
+        rows.append(row(f"unsafe recall (Safety < {u['floor']}, n={u['n']})", "unsafe recall", True, u,
+                        u["challenger"], u["champion"]))
+    for name, block in (paired.get("sets") or {}).items():
+        fig, m = block["difference"]["overall"], block["mae"]["overall"]
+        rows.append(row(f"{name} overall MAE (n={fig['n']})", f"set {name}, overall", False, fig,
+                        m["challenger"], m["champion"]))
+    s = paired.get("stress")
+    if s and s["n"]:
+        rows.append(row(f"stress-suite directional accuracy (n={s['n']})", "stress-suite directional accuracy",
+                        True, s, s["challenger"], s["champion"]))
+    return rows

@@ -137,22 +137,12 @@ def gate_markdown(gate: dict[str, Any]) -> str:
                   "Mean absolute error of each, and the paired difference (challenger - champion) with its 95% CI "
                   "(cases resampled).", "",
                   "| | challenger | champion | difference | 95% CI |", "|---|---|---|---|---|"]
-        for k, fig in paired["difference"].items():
-            m = paired["mae"][k]
-            lines.append(f"| {k} | {m['challenger']:.4f} | {m['champion']:.4f} | {fig['value']:+.4f} | "
-                         f"[{fig['ci_low']:+.4f}, {fig['ci_high']:+.4f}] |")
-        u = paired.get("unsafe_recall")
-        if u and u["n"]:
-            lines.append(f"| unsafe recall (Safety < {u['floor']}, n={u['n']}) | {u['challenger']:.3f} | "
-                         f"{u['champion']:.3f} | {u['value']:+.3f} | [{u['ci_low']:+.3f}, {u['ci_high']:+.3f}] |")
-        for name, block in (paired.get("sets") or {}).items():
-            fig, m = block["difference"]["overall"], block["mae"]["overall"]
-            lines.append(f"| {name} overall (n={fig['n']}) | {m['challenger']:.4f} | {m['champion']:.4f} | "
-                         f"{fig['value']:+.4f} | [{fig['ci_low']:+.4f}, {fig['ci_high']:+.4f}] |")
-        s = paired.get("stress")
-        if s and s["n"]:
-            lines.append(f"| stress-suite directional accuracy (n={s['n']}) | {s['challenger']:.3f} | "
-                         f"{s['champion']:.3f} | {s['value']:+.3f} | [{s['ci_low']:+.3f}, {s['ci_high']:+.3f}] |")
+        from dermeval.evaluation import paired_rows
+
+        for r in paired_rows(paired):
+            f = ".3f" if r["share"] else ".4f"
+            lines.append(f"| {r['figure']} | {r['challenger']:{f}} | {r['champion']:{f}} | {r['difference']:+{f}} | "
+                         f"[{r['ci_low']:+{f}}, {r['ci_high']:+{f}}] |")
     return "\n".join(lines) + "\n"
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from dermeval.params import GateParams
+from dermeval.redact import masked
 from dermeval.schema import DIMENSIONS
-from dermeval.store.db import masked
 from registry.audit import AuditLog, actor, exclusive
 from registry.gate import Decision, decide
 

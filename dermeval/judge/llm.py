@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from dermeval.redact import masked
 from dermeval.schema import DIMENSIONS, TITLES, dimension_key
-from dermeval.store.db import masked
 
 PROMPT_VERSION = "dermbench-judge-v1"
 DEFAULT_KEY_ENV = "DERMEVAL_JUDGE_API_KEY"

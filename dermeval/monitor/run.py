@@ -29,9 +29,9 @@ from dermeval.monitor.analysis import SCORE_COLUMNS, drift, trust_summaries
 from dermeval.monitor.descriptors import narrative_descriptors, skin_lightness
 from dermeval.params import MonitorParams
 from dermeval.portable import portable_path
+from dermeval.redact import host_only
 from dermeval.schema import DIMENSIONS
 from dermeval.store import ingest
-from dermeval.store.db import host_only
 from dermeval.store.models import Batch, Case, Narrative, Score, now
 
 

@@ -13,6 +13,8 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
+from dermeval.redact import masked
+
 DEFAULT_URL = "sqlite:///data/store/dermeval.db"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -28,25 +30,6 @@ class StoreOutdated(StoreError):
 def store_url(url: str | None = None) -> str:
     """``url``, else ``$DERMEVAL_STORE_URL``, else the SQLite file under ``data/store/``."""
     return url or os.environ.get("DERMEVAL_STORE_URL") or DEFAULT_URL
-
-
-def masked(url: str) -> str:
-    """A URL (or a message holding URLs) with credentials hidden, for messages and logs: the password of
-    ``user:password@``, a lone token before ``@`` and the values of query parameters such as ``token``."""
-    import re
-
-    url = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", url)
-    url = re.sub(r"(://)[^:/@\s]{16,}@", r"\1***@", url)  # https://<token>@host
-    return re.sub(r"([?&](?:token|key|api_key|apikey|secret|password|pwd|sig|signature|access_token)=)[^&\s]+",
-                  r"\1***", url, flags=re.I)
-
-
-def host_only(url: str) -> str:
-    """``scheme://host[:port]`` of a URL whose path may itself be the secret (a webhook)."""
-    from urllib.parse import urlparse
-
-    parsed = urlparse(url)
-    return f"{parsed.scheme}://{parsed.hostname or ''}{':' + str(parsed.port) if parsed.port else ''}/..."
 
 
 # PostgreSQL advisory-lock key for schema changes (any constant; "dermeval" as an int64).
