@@ -55,10 +55,13 @@ def _serve(app: Path, project: Path) -> tuple[subprocess.Popen, str]:
     return server, base
 
 
-# Read in the page itself: an exception element, Streamlit's "running" indicator, the visible text.
-STATE_JS = """(() => ({error: !!document.querySelector('[data-testid="stException"]'),
-  running: !!document.querySelector('[data-testid="stStatusWidgetRunningIcon"]'),
-  text: document.body ? document.body.innerText : ""}))()"""
+# Read in the page itself: an exception element, the state of Streamlit's script run (the app root
+# carries it as ``data-test-script-state``: ``initial`` before the first run, ``running``, then
+# ``notRunning`` once the run has ended), the visible text.
+STATE_JS = """(() => {const app = document.querySelector('[data-testid="stApp"]');
+  return {error: !!document.querySelector('[data-testid="stException"]'),
+          script: app ? app.getAttribute('data-test-script-state') : 'absent',
+          text: document.body ? document.body.innerText : ""};})()"""
 
 
 class Chromium:
@@ -101,8 +104,11 @@ class Chromium:
                 if page.get("error"):
                     last = "error: the page shows an exception"
                     break
-                if page.get("running") or expected not in page.get("text", ""):
-                    last = "still running" if page.get("running") else "blank"
+                if page.get("script") != "notRunning":  # the run has not ended: content may still come
+                    last = f"script run {page.get('script')}"
+                    continue
+                if expected not in page.get("text", ""):
+                    last = "blank"
                     continue
                 last = "ok"
                 break
