@@ -27,7 +27,6 @@ from dermeval.formats.common import read_rows, write_json
 from dermeval.model.data import FeatureSet
 from dermeval.model.evaluator import load_evaluator
 from dermeval.model.fit import fit_evaluator
-from dermeval.model.train import TrainConfig
 from dermeval.params import load_params
 from dermeval.schema import DIMENSIONS
 from dermeval.synth.catalogue import default_catalogue
@@ -65,7 +64,7 @@ def main() -> None:
     champion = load_evaluator(d.model)
     floor = params.monitor.safety_floor
     b = params.gate.paired
-    base = TrainConfig(**{f.name: getattr(params.train, f.name) for f in dataclasses.fields(TrainConfig)})
+    base = params.train
     known = [(n, c.category) for c in default_catalogue().conditions for n in c.names]
     unsafe = np.array([r["scores"]["safety"] for r in test_rows]) < floor
     out = {"simulated": True, "n_test": len(test_rows), "n_unsafe": int(unsafe.sum()),
@@ -79,10 +78,7 @@ def main() -> None:
             model, seconds = load_evaluator(kept), None
         else:
             model, _, _ = fit_evaluator(FeatureSet.load(Path(d.features) / "features.npz"), rows, splits,
-                                        dataclasses.replace(base, **change),
-                                        review_threshold=params.train.review_threshold,
-                                        review_share=params.train.review_share,
-                                        ood_quantile=params.train.ood_quantile, known_names=known)
+                                        base.with_(**change), known_names=known)
             seconds = round(time.perf_counter() - t0, 1)
             if kept is not None:
                 model.save(kept)

@@ -3,6 +3,9 @@
 Run with ``dermeval dashboard`` (or ``streamlit run dashboards/app.py``) from the project
 folder, or set ``DERMEVAL_PROJECT``. The store comes from ``DERMEVAL_STORE_URL`` /
 ``monitor.store_url``; the registry from ``MLFLOW_TRACKING_URI`` / ``register.tracking_uri``.
+
+Longer than 300 lines: one short function per page (seven pages) plus the navigation; the
+shared loaders live in :mod:`dashboards.data`.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ names with the category each belongs to, from three sources:
 ``classify`` finds the diagnosis in free text (the longest known name, first in the
 sentence), else falls back to a naive-Bayes vote of the text's words over the whole
 vocabulary. The vocabulary is saved as JSON beside the evaluator's weights.
+
+Longer than 300 lines: the ICD-10-CM range table (:data:`ICD_CATEGORY`, about 60 lines of
+data) sits beside the vocabulary that reads it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """``params.yaml``: the single source of values, checked before anything runs.
 
-Each section is a frozen dataclass. An unknown key, a missing section or a value of
-the wrong type is rejected with a message that names the key.
+Each section is a frozen dataclass (``train``: the pydantic :class:`TrainConfig`). An unknown
+key, a missing key or section, or a value of the wrong type is rejected with a message that
+names the key: ``params.yaml`` names every value. The dataclasses' own defaults serve only code
+that builds a section by hand (tests); a test holds them equal to the project's ``params.yaml``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from dermeval.model.config import TrainConfig
+from dermeval.model.config import TrainConfig, TrainConfigError
 
 
 class ParamsError(ValueError):
@@ -28,6 +30,7 @@ class DataParams:
     splits: str = "data/splits.json"
     features: str = "data/features"
     feature_cache: str = "data/cache/features.sqlite"
+    judge_cache: str = "data/cache/judge.sqlite"
     model: str = "models/dermeval"
     judge: str = "models/judge.json"
     reports: str = "reports"
@@ -42,7 +45,7 @@ class PrepareParams:
     batch_cases: int = 40
     dermbench_root: str = "../shared/dermbench"
     dermnet_root: str | None = None
-    dermbench_limit: int | None = None
+    dermbench_limit: int | None = 500
     user_records: str | None = None
     user_image_root: str | None = None
 
@@ -63,19 +66,6 @@ class SplitParams:
     def __post_init__(self) -> None:
         if min(self.val, self.calib, self.test) <= 0 or self.val + self.calib + self.test >= 0.9:
             raise ParamsError("split: val, calib and test must be > 0 and leave at least 10% for training")
-
-
-@dataclass(frozen=True)
-class TrainParams(TrainConfig):
-    """The ``train`` section: every TrainConfig field plus the saved model's review rules."""
-
-    review_threshold: float | None = None  # needs_review when any dimension's uncertainty exceeds this ...
-    review_share: float = 0.1   # ... or, when null, the level only this share of the calibration split passes
-    ood_quantile: float = 0.99  # out_of_distribution: farther from the training data than this share of calib
-
-    def __post_init__(self) -> None:
-        if not 0 < self.review_share < 1 or not 0.5 <= self.ood_quantile < 1:
-            raise ParamsError("train: review_share must be in (0, 1) and ood_quantile in [0.5, 1)")
 
 
 @dataclass(frozen=True)
@@ -255,7 +245,7 @@ class Params:
     data: DataParams
     prepare: PrepareParams
     split: SplitParams
-    train: TrainParams
+    train: TrainConfig
     judge: JudgeParams
     evaluate: EvaluateParams
     generalise: GeneraliseParams
@@ -279,6 +269,11 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
 
 
 def _section(name: str, cls: type, raw: Any) -> Any:
+    if cls is TrainConfig:
+        try:
+            return TrainConfig.parse(raw, name)
+        except TrainConfigError as exc:
+            raise ParamsError(str(exc)) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -288,6 +283,10 @@ def _section(name: str, cls: type, raw: Any) -> Any:
     unknown = sorted(set(raw) - fields)
     if unknown:
         raise ParamsError(f"{name}.{unknown[0]}: unknown key (known: {', '.join(sorted(fields))})")
+    missing = [f for f in sorted(fields) if f not in raw]
+    if missing:  # params.yaml names every value: a code default would be a second, silent source
+        raise ParamsError(f"{name}.{missing[0]}: missing key (params.yaml must name every setting"
+                          + (f"; also missing: {', '.join(missing[1:])}" if len(missing) > 1 else "") + ")")
     return cls(**{k: _section(f"{name}.{k}", hints[k], v) if dataclasses.is_dataclass(hints[k])
                   else _check_type(f"{name}.{k}", v, hints[k]) for k, v in raw.items()})
 
@@ -301,4 +300,7 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise ParamsError(f"{unknown[0]}: unknown section (known: {', '.join(sections)})")
+    missing = [name for name in sections if name not in raw]
+    if missing:
+        raise ParamsError(f"{missing[0]}: missing section (known: {', '.join(sections)})")
     return Params(**{name: _section(name, cls, raw.get(name)) for name, cls in sections.items()})

@@ -6,6 +6,9 @@ DermBench cases never seen in training, (d) a directional stress suite on held-o
 references, (e) the clean references' own scores and ``needs_review`` share, (f) the same
 for the offline judge. Without the DermBench release, (c) and (d) run on held-out DermSynth
 references and say so. All ratings are the simulated panel's.
+
+Longer than 300 lines: one function per set (a)-(f) above, each short; they share the scorer
+and the bootstrap, and the report reads best as one file in the order it is written.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from dermeval.audit import AuditLog
 from dermeval.formats.common import write_json
 from dermeval.params import load_params
 
@@ -68,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     if not batches:
         print(f"monitor: no weekly batches under {args.prepared}/*/batches/", file=sys.stderr)
     summaries = []
+    events = AuditLog(params.register.audit_log).entries()  # alias moves, kept beside the scores
     for batch in batches:
         result = monitor_batch(batch, evaluator, version, engine, p, image_root=batch.parent.parent,
-                               reports=Path(args.reports), audit_log=Path(params.register.audit_log))
+                               reports=Path(args.reports), promotion_events=events)
         s = result.summary()
         summaries.append(s)
         print(f"monitor {s['batch']}: {s['stored']} stored ({s['scored_now']} scored now), {s['rejected']} "

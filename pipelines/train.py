@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import sys
 import time
@@ -13,7 +12,6 @@ from pathlib import Path
 from dermeval.formats.common import read_rows
 from dermeval.model.data import FeatureSet
 from dermeval.model.fit import fit_evaluator
-from dermeval.model.train import TrainConfig
 from dermeval.params import load_params
 from dermeval.synth.catalogue import default_catalogue
 
@@ -27,14 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="model folder to write")
     ap.add_argument("--reports", required=True, help="folder for the training curves")
     args = ap.parse_args(argv)
-    p = load_params(args.params).train
-    cfg = TrainConfig(**{f.name: getattr(p, f.name) for f in dataclasses.fields(TrainConfig)})  # without extras
+    cfg = load_params(args.params).train
     rows = {r["id"]: r for r in read_rows(args.records)}
     splits = json.loads(Path(args.splits).read_text("utf-8"))
     t0 = time.perf_counter()
     evaluator, history, idx = fit_evaluator(FeatureSet.load(args.features), rows, splits, cfg,
-                                            review_threshold=p.review_threshold, review_share=p.review_share,
-                                            ood_quantile=p.ood_quantile,
                                             known_names=[(n, c.category) for c in default_catalogue().conditions
                                                          for n in c.names])
     seconds = time.perf_counter() - t0

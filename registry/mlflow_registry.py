@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dermeval.audit import AuditLog, actor, exclusive
 from dermeval.params import GateParams
 from dermeval.redact import masked
 from dermeval.schema import DIMENSIONS
-from registry.audit import AuditLog, actor, exclusive
 from registry.gate import Decision, decide
 
 CHAMPION = "champion"

@@ -10,13 +10,20 @@ import pytest
 import torch
 
 from dermeval.features import FeatureStore, Featurizer
+from dermeval.model.config import TrainConfig
 from dermeval.model.data import featurize
 from dermeval.model.fit import fit_evaluator
-from dermeval.model.train import TrainConfig
 from dermeval.splits import assign_splits
 from dermeval.synth.world import WorldConfig, generate_world
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def train_config(**changes) -> TrainConfig:
+    """The project's training configuration (params.yaml is its only source), with ``changes``."""
+    import yaml
+
+    return TrainConfig.parse(yaml.safe_load((REPO / "params.yaml").read_text("utf-8"))["train"]).with_(**changes)
 TINY = WorldConfig(cases=46, seed=11, weeks=6, batch_cases=8)
 
 
@@ -58,7 +65,7 @@ def train_world(tmp_path_factory):
 def trained(train_world):
     w = train_world
     evaluator, history, idx = fit_evaluator(w["fs"], {r["id"]: r for r in w["rows"]}, w["splits"],
-                                            TrainConfig(epochs=60), review_threshold=0.6, progress=False)
+                                            train_config(epochs=60, review_threshold=0.6), progress=False)
     evaluator.featurizer = w["featurizer"]
     model_dir = evaluator.save(w["root"] / "model")
     return {**w, "evaluator": evaluator, "history": history, "idx": idx, "model_dir": Path(model_dir)}

@@ -113,3 +113,7 @@ def alerts_resolve(alert_id: int = typer.Argument(..., help="The alert's id (see
                    params: Path = PARAMS_OPT, as_json: bool = typer.Option(False, "--json")) -> None:
     """Resolve an alert: closed, with what was done."""
     _move(alert_id, "resolved", reason, by, store, params, as_json)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(alerts_app, name="alerts")

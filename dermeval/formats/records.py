@@ -7,7 +7,10 @@ Accepted shapes, all normalised to :class:`DermEvalRecord`::
 - the text may also be called ``candidate_text`` or ``narrative``;
 - dimensions may be snake_case keys or title-case names ("Medical Groundedness");
 - the six scores may stand at the top level instead of under ``scores``;
-- ``raters`` (optional) holds each expert's own six scores, ``{"r1": {...}, ...}``.
+- ``raters`` (optional) holds each expert's own six scores, ``{"r1": {...}, ...}``;
+- ``problems`` (optional) lists the clinical problems a reviewer found, by the names of
+  :mod:`dermeval.problems` (``["missing_referral"]``; ``[]`` says "none"): the evaluator's
+  problem head learns from them.
 
 Fields the schema does not know are kept in ``extra`` (e.g. DermSynth's ground truth),
 and never reach an evaluator.
@@ -22,10 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dermeval.formats.common import LoadResult, RowError, check_text, load_jsonl, row_id
 from dermeval.images import ImageError, check_image_file, resolve_under
+from dermeval.problems import UnknownProblem, check_problems
 from dermeval.schema import ScoreError, dimension_key, normalise_scores
 
 TEXT_FIELDS = ("diagnostic_text", "candidate_text", "narrative")
-KNOWN_FIELDS = {"id", "image", "evaluation_text", "scores", "raters", "model", "case_id",
+KNOWN_FIELDS = {"id", "image", "evaluation_text", "scores", "raters", "problems", "model", "case_id",
                 "category", "fitzpatrick", "image_source", *TEXT_FIELDS}
 
 
@@ -40,6 +44,7 @@ class DermEvalRecord(BaseModel):
     evaluation_text: str | None = None
     scores: dict[str, float] | None = None
     raters: dict[str, dict[str, float]] | None = None
+    problems: list[str] | None = None
     model: str | None = None
     case_id: str | None = None
     category: str | None = None
@@ -129,6 +134,14 @@ def parse_record(
             check_image_file(resolve_under(image_root, image))
         except ImageError as exc:
             errors.append(RowError(file, line, "image", str(exc), rid))
+    problems = obj.get("problems")
+    if problems is not None:
+        try:
+            if not isinstance(problems, list):
+                raise UnknownProblem(f"must be a list of problem names, got {type(problems).__name__}")
+            problems = check_problems(problems)
+        except UnknownProblem as exc:
+            errors.append(RowError(file, line, "problems", str(exc), rid))
     fitz = obj.get("fitzpatrick")
     if fitz is not None and (not isinstance(fitz, int) or isinstance(fitz, bool) or not 1 <= fitz <= 6):
         errors.append(RowError(file, line, "fitzpatrick", f"must be an integer 1-6, got {fitz!r}", rid))
@@ -137,7 +150,7 @@ def parse_record(
     known = {k: obj.get(k) for k in ("model", "case_id", "category", "image_source")}
     return DermEvalRecord(
         id=rid, image=image, diagnostic_text=text, evaluation_text=evaluation, scores=scores,
-        raters=raters, fitzpatrick=fitz,
+        raters=raters, problems=problems, fitzpatrick=fitz,
         **{k: (str(v) if v is not None else None) for k, v in known.items()},
         extra={k: v for k, v in obj.items() if k not in KNOWN_FIELDS and not dimension_key(k)},
     )

@@ -17,6 +17,9 @@ Each measure is oriented so that higher is better. Per dimension, a non-negative
 combination (NNLS) followed by an isotonic map to 0-5 is fitted on rated data: the
 score can only rise when a measure improves. Sentences addressed to the judge ("give
 this full marks") are removed before anything is measured.
+
+Longer than 300 lines: the six dimension measures share one similarity matrix and one set of
+cues; split up, each would recompute or pass around the same state.
 """
 
 from __future__ import annotations

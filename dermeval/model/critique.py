@@ -1,7 +1,8 @@
 """The structured critique: built only from what the model computed for this narrative.
 
 Per dimension: the score, a justification (the detected issues that bear on it and the
-sentences that drove it), and one improvement suggestion. Also rendered as text in the
+sentences that drove it), and one improvement suggestion. Problems are named as the clinical
+problem taxonomy (:mod:`dermeval.problems`) names them. Also rendered as text in the
 line format the public DermEval score parser reads::
 
     Accuracy: 4.0 - <justification> Suggestion: <suggestion>
@@ -16,26 +17,11 @@ from typing import Any
 import numpy as np
 
 from dermeval.diagnosis import label
+from dermeval.problems import PROBLEMS
 from dermeval.schema import DIMENSIONS, TITLES
-from dermeval.synth.defects import OPERATORS
 
 ISSUE_THRESHOLD = 0.5
 MISMATCH_THRESHOLD = 0.25  # diagnosis check: below this agreement the conclusion does not fit the case
-SUGGEST = {
-    "wrong_diagnosis": "Re-check the conclusion against the visible morphology before naming a diagnosis.",
-    "missed_malignancy": "Treat features suspicious for malignancy as such and advise urgent referral.",
-    "dropped_differentials": "List two or three differential diagnoses and why each is less likely.",
-    "unsafe_advice": "Remove advice that could delay care; say when and where to seek medical review.",
-    "missing_referral": "State whether and how urgently the patient should see a clinician.",
-    "hallucinated_finding": "Describe only findings that are visible in the image.",
-    "contradictory_reasoning": "Make the reasoning support the stated conclusion.",
-    "vague_description": "Use precise dermatological terms (morphology, colour, border, distribution).",
-    "truncation": "Complete the narrative through conclusion and advice.",
-    "off_topic": "Answer the clinical question about the skin image.",
-    "empty": "Write a diagnostic narrative.",
-    "verbose_padding": "Cut general statements that do not bear on this case.",
-    "evaluator_injection": "Remove text addressed to the evaluator.",
-}
 GENERIC = {
     "accuracy": "Support the diagnosis with the specific findings that distinguish it.",
     "safety": "Add explicit safety-netting: which changes should prompt medical review.",
@@ -80,8 +66,7 @@ def evidence_order(attention: np.ndarray) -> list[list[int]]:
 
 def claimed(defect_probs: dict[str, float]) -> set[str]:
     """The problems the critique states under "Detected:" (each lowers at least one dimension)."""
-    return {n for n, p in defect_probs.items()
-            if p >= ISSUE_THRESHOLD and n in OPERATORS and min(OPERATORS[n].effects.values(), default=0) <= -1.0}
+    return {n for n, p in defect_probs.items() if p >= ISSUE_THRESHOLD and n in PROBLEMS and PROBLEMS[n].dimensions}
 
 
 def diagnosis_sentence(check: dict[str, Any] | None) -> str | None:
@@ -108,24 +93,24 @@ def build_critique(scores: np.ndarray, sigma: np.ndarray, units: list[str], atte
     quoted = evidence_order(attention) if units else [[] for _ in DIMENSIONS]
     dims: dict[str, Any] = {}
     for j, d in enumerate(DIMENSIONS):
-        relevant = sorted(((n, p) for n, p in issues.items() if OPERATORS[n].effects.get(d, 0.0) <= -1.0),
+        relevant = sorted(((n, p) for n, p in issues.items() if n in PROBLEMS and d in PROBLEMS[n].dimensions),
                           key=lambda x: -x[1])
         top = [units[k] for k in quoted[j]]
         score = round(float(scores[j]), 3)  # the value the score line prints: both read the same
         parts = [f"{_band(score).capitalize()} ({score:.1f}/5, +/-{sigma[j]:.1f})."]
         if relevant:
-            parts.append("Detected: " + "; ".join(f"{OPERATORS[n].description.rstrip('.').lower()} "
+            parts.append("Detected: " + "; ".join(f"{PROBLEMS[n].description.rstrip('.').lower()} "
                                                   f"(p={p:.2f})" for n, p in relevant) + ".")
         if mismatch and d == "accuracy":
             parts.append(mismatch)
         if top:
             parts.append(f'Driven most by: "{_snippet(top[0])}"')
-        suggestion = SUGGEST[relevant[0][0]] if relevant else (
+        suggestion = PROBLEMS[relevant[0][0]].suggestion if relevant else (
             GENERIC[d] if scores[j] < 4.25 else "No change needed.")
         dims[d] = {"score": score, "uncertainty": round(float(sigma[j]), 3),
                    "justification": " ".join(parts), "suggestion": suggestion, "evidence": top}
-    notes = [f"Ignored (does not change the scores): {OPERATORS[n].description.split(' (')[0].lower()}"
-             for n in ("verbose_padding", "evaluator_injection") if n in issues]
+    notes = [f"Ignored (does not change the scores): {PROBLEMS[n].description.rstrip('.').lower()}"
+             for n in sorted(issues) if n in PROBLEMS and PROBLEMS[n].score_neutral]
     out = {"dimensions": dims, "issues": {n: round(p, 3) for n, p in sorted(issues.items())}, "notes": notes}
     if diagnosis:
         out["diagnosis_check"] = {**diagnosis, "fits": mismatch is None}
@@ -135,7 +120,7 @@ def build_critique(scores: np.ndarray, sigma: np.ndarray, units: list[str], atte
 def empty_critique() -> dict[str, Any]:
     msg = "The narrative is empty: there is nothing to evaluate, so every dimension is at the floor."
     return {"dimensions": {d: {"score": 0.0, "uncertainty": 0.0, "justification": msg,
-                               "suggestion": SUGGEST["empty"], "evidence": []} for d in DIMENSIONS},
+                               "suggestion": PROBLEMS["empty"].suggestion, "evidence": []} for d in DIMENSIONS},
             "issues": {"empty": 1.0}, "notes": []}
 
 

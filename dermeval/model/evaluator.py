@@ -80,7 +80,7 @@ class Evaluator:
         meta = json.loads((path / "config.json").read_text("utf-8"))
         if meta.get("format_version") != FORMAT_VERSION:
             raise EvaluatorNotFound(f"{path}: evaluator format {meta.get('format_version')} is not supported")
-        net = DermEvalNet(NetConfig(**meta["net"]))
+        net = DermEvalNet(NetConfig.from_saved(meta["net"]))
         net.load_state_dict(load_file(str(path / "model.safetensors")))
         vocabulary = DiagnosisVocabulary.load(path)
         if net.cfg.vocab_category and vocabulary is None:

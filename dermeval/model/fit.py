@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ from dermeval.model.data import FeatureSet
 from dermeval.model.evaluator import Evaluator
 from dermeval.model.ood import Novelty
 from dermeval.model.train import Targets, TrainConfig, apply_calibration, fit_calibration, predict_raw, train_network
-from dermeval.synth.defects import OPERATORS
+from dermeval.problems import PROBLEM_NAMES
 
 
 def split_indices(fs: FeatureSet, splits: dict[str, str]) -> dict[str, np.ndarray]:
@@ -24,11 +23,13 @@ def split_indices(fs: FeatureSet, splits: dict[str, str]) -> dict[str, np.ndarra
 
 
 def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits: dict[str, str],
-                  cfg: TrainConfig, *, review_threshold: float | None = None, review_share: float = 0.1,
-                  ood_quantile: float = 0.99, progress: bool = True,
+                  cfg: TrainConfig, *, progress: bool = True,
                   known_names: Iterable[tuple[str, str]] = (), icd: bool = True,
                   ) -> tuple[Evaluator, list[dict[str, float]], dict[str, np.ndarray]]:
     """Train on ``train``, stop early on ``val``, calibrate on ``calib``; ``test`` is untouched.
+
+    The review rules come from ``cfg`` too: ``review_threshold`` (null: the level only
+    ``review_share`` of the calibration rows pass) and ``ood_quantile``.
 
     ``known_names`` are ``(diagnosis name, category)`` pairs the diagnosis vocabulary starts from
     (e.g. a catalogue's names and aliases) beside ICD-10-CM (``icd``) and the names the training
@@ -40,7 +41,7 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
             raise ValueError(f"the {name} split is empty; use more data or other split fractions")
     rows = [rows_by_id[i] for i in fs.ids]
     categories = sorted({str(r["category"]) for r in rows if r.get("category")})
-    targets = Targets.from_rows(rows, list(OPERATORS), categories)
+    targets = Targets.from_rows(rows, list(PROBLEM_NAMES), categories)
     vocab = None
     if cfg.vocab_category:
         vocab = DiagnosisVocabulary.build(categories=categories, icd=icd, catalogue=known_names,
@@ -49,13 +50,14 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
     net, history = train_network(fs, targets, idx["train"], idx["val"], cfg, progress=progress)
     calib_raw = predict_raw(net, fs, idx["calib"])
     calibration = fit_calibration(calib_raw, targets.consensus[idx["calib"]])
+    review_threshold = cfg.review_threshold
     if review_threshold is None:  # the level only review_share of the held-out calibration rows pass
         _, sigma = apply_calibration(calibration, calib_raw)
-        review_threshold = round(float(np.quantile(sigma.max(1), 1 - review_share)), 4)
-    novelty = Novelty.fit(fs, idx["train"], idx["calib"], quantile=ood_quantile, seed=cfg.seed)
+        review_threshold = round(float(np.quantile(sigma.max(1), 1 - cfg.review_share)), 4)
+    novelty = Novelty.fit(fs, idx["train"], idx["calib"], quantile=cfg.ood_quantile, seed=cfg.seed)
     meta = {"name": "dermeval", "version": "local", "calibration": calibration,
             "defect_names": targets.defect_names, "categories": categories,
-            "review_threshold": review_threshold, "train": asdict(cfg),
+            "review_threshold": review_threshold, "train": cfg.model_dump(),
             "split_sizes": {k: int(len(v)) for k, v in idx.items()}, "encoders": identities()}
     return Evaluator(net, meta, vocabulary=vocab, novelty=novelty), history, idx
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,27 +25,44 @@ from dermeval.schema import DIMENSIONS
 
 @dataclass(frozen=True)
 class NetConfig:
-    hidden: int = 128
-    dropout: float = 0.1
-    n_defects: int = 0
-    n_categories: int = 0
-    image_dim: int = IMAGE_DIM
+    """The saved network's shape and wiring (``config.json``), built from the training configuration."""
+
+    hidden: int
+    dropout: float
+    n_defects: int  # the clinical problems the problem head predicts
+    n_categories: int
+    length_inputs: bool
+    # The category the case shows is read from the image and from the narrative's other sentences
+    # (the findings it describes), not the image alone.
+    context_category: bool
+    # The problem head also reads the diagnosis-vs-image verdict (so the critique can name a wrong diagnosis).
+    defects_read_match: bool
+    # The conclusion's category also comes from the diagnosis vocabulary (dermeval.diagnosis):
+    # where it knows the name, its answer outweighs the learned text head.
+    vocab_category: bool
+    image_dim: int = IMAGE_DIM  # the encoders' widths, not settings
     text_dim: int = TEXT_DIM
     n_stats: int = N_STATS
-    length_inputs: bool = True  # a saved config without the field was trained with them
-    # The category the case shows is read from the image and from the narrative's other sentences
-    # (the findings it describes), not the image alone. A saved config without it predates this.
-    context_category: bool = False
-    # The defect head also reads the diagnosis-vs-image verdict (so the critique can name a wrong
-    # diagnosis). A saved config without it predates this.
-    defects_read_match: bool = False
-    # The conclusion's category also comes from the diagnosis vocabulary (dermeval.diagnosis):
-    # where it knows the name, its answer outweighs the learned text head. A saved config
-    # without it predates this.
-    vocab_category: bool = False
+
+    @classmethod
+    def from_train(cls, cfg: Any, n_defects: int, n_categories: int) -> NetConfig:
+        return cls(hidden=cfg.hidden, dropout=cfg.dropout, n_defects=n_defects, n_categories=n_categories,
+                   length_inputs=cfg.length_inputs, context_category=cfg.context_category,
+                   defects_read_match=cfg.defects_read_match, vocab_category=cfg.vocab_category)
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> NetConfig:
+        """A saved ``config.json``; a key an older version did not write takes the value that version
+        was trained with (LEGACY), so an earlier registered model loads as it was."""
+        return cls(**{**LEGACY, **saved})
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# What a config saved before a wiring option existed was trained with.
+LEGACY: dict[str, Any] = {"length_inputs": True, "context_category": False, "defects_read_match": False,
+                          "vocab_category": False}
 
 
 class DermEvalNet(nn.Module):

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from dermeval.model.config import TrainConfig
 from dermeval.model.data import FeatureSet
 from dermeval.model.network import DermEvalNet, NetConfig
+from dermeval.problems import CHANGES_DIAGNOSIS
 from dermeval.schema import DIMENSIONS
 
 
@@ -42,12 +43,12 @@ class Targets:
             for j, rid in enumerate(rater_ids):
                 if rid in (row.get("raters") or {}):
                     raters[i, j] = [row["raters"][rid][d] for d in DIMENSIONS]
-            truth = row.get("truth")
-            if isinstance(truth, dict) and "defects" in truth:
+            labels = labelled_problems(row)
+            if labels is not None:
                 has[i] = True
-                for d in truth["defects"]:
-                    if d["name"] in defect_names:
-                        defects[i, defect_names.index(d["name"])] = 1.0
+                for name in labels:
+                    if name in defect_names:
+                        defects[i, defect_names.index(name)] = 1.0
         consensus = np.array([[row["scores"][d] for d in DIMENSIONS] for row in rows], np.float32)
         cat_pos = {c: i for i, c in enumerate(categories)}
         category = np.array([cat_pos.get(row.get("category"), -1) for row in rows], np.int64)
@@ -56,8 +57,16 @@ class Targets:
         return cls(consensus, raters, defects, has, defect_names, category, ok, categories)
 
 
-# Defects after which the conclusion no longer names the case's own diagnosis.
-CHANGES_DIAGNOSIS = ("wrong_diagnosis", "missed_malignancy", "off_topic", "empty")
+def labelled_problems(row: dict[str, Any]) -> list[str] | None:
+    """The clinical problems a rated row is labelled with (:mod:`dermeval.problems`): its ``problems``
+    field (written by a reviewer; an empty list says "none"), else the defects a generator recorded in
+    ``truth``; None when the row says nothing about its problems."""
+    if isinstance(row.get("problems"), list):
+        return [str(n) for n in row["problems"]]
+    truth = row.get("truth")
+    if isinstance(truth, dict) and isinstance(truth.get("defects"), list):
+        return [str(d["name"]) for d in truth["defects"] if isinstance(d, dict) and "name" in d]
+    return None
 
 
 def _loss(out: dict[str, torch.Tensor], idx: np.ndarray, t: Targets, cfg: TrainConfig) -> torch.Tensor:
@@ -113,10 +122,7 @@ def train_network(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np
     """Train with early stopping on validation MAE; return the best network and the curves."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    net = DermEvalNet(NetConfig(hidden=cfg.hidden, dropout=cfg.dropout, n_defects=len(t.defect_names),
-                                n_categories=len(t.categories), length_inputs=cfg.length_inputs,
-                                context_category=cfg.context_category,
-                                defects_read_match=cfg.defects_read_match, vocab_category=cfg.vocab_category))
+    net = DermEvalNet(NetConfig.from_train(cfg, len(t.defect_names), len(t.categories)))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     best, best_state, history, stale = float("inf"), None, [], 0

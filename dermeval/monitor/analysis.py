@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dermeval.params import MonitorParams
 from dermeval.schema import DIMENSIONS
 
 SCORE_COLUMNS = (*DIMENSIONS, "overall")
@@ -117,3 +118,35 @@ def drift(reference: pd.DataFrame, current: pd.DataFrame, ref_emb: np.ndarray, c
                     "threshold": p_threshold, "drifted": bool(p < p_threshold and abs(shift) >= floor),
                     "reference_mean": round(float(r.mean()), 4), "current_mean": round(float(k.mean()), 4)})
     return out
+
+
+def alerts_for(batch_id: str, drift_rows: list[dict[str, Any]], trust: list[dict[str, Any]],
+              reference_trust: list[dict[str, Any]], p: MonitorParams) -> list[dict[str, Any]]:
+    """Alerts for a batch: drifted features, a trust drop beyond ``p.trust_drop`` whose CI clears the
+    reference mean, a share of narratives under the safety floor well above the reference's."""
+    alerts = []
+    for d in drift_rows:
+        if d["drifted"]:
+            who = f" for {d['model']}" if d["model"] else ""
+            alerts.append({"batch_id": batch_id, "kind": "drift", "model": d["model"], "feature": d["feature"],
+                           "value": d["current_mean"], "threshold": d["reference_mean"],
+                           "message": f"{d['kind']} drift{who}: {d['feature']} mean {d['reference_mean']:.3f} -> "
+                                      f"{d['current_mean']:.3f} (KS p={d['statistic']:.2g})"})
+    ref = {(t["model"], t["dimension"]): t for t in reference_trust}
+    for t in trust:
+        r = ref.get((t["model"], t["dimension"]))
+        if r is None:
+            continue
+        if t["mean"] < r["mean"] - p.trust_drop and t["ci_high"] < r["mean"]:
+            alerts.append({"batch_id": batch_id, "kind": "trust_drop", "model": t["model"], "feature": t["dimension"],
+                           "value": t["mean"], "threshold": r["mean"] - p.trust_drop,
+                           "message": f"trust drop for {t['model']}: {t['dimension']} {r['mean']:.2f} -> "
+                                      f"{t['mean']:.2f} (95% CI {t['ci_low']:.2f}-{t['ci_high']:.2f})"})
+        if (t["dimension"] == "safety" and t["share_below_safety_floor"] > p.unsafe_share_alert
+                and t["share_below_safety_floor"] > r["share_below_safety_floor"] + 0.1):
+            alerts.append({"batch_id": batch_id, "kind": "unsafe_share", "model": t["model"], "feature": "safety",
+                           "value": t["share_below_safety_floor"], "threshold": p.unsafe_share_alert,
+                           "message": f"{t['model']}: {t['share_below_safety_floor']:.0%} of narratives under the "
+                                      f"safety floor {p.safety_floor} (reference "
+                                      f"{r['share_below_safety_floor']:.0%})"})
+    return alerts

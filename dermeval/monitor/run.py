@@ -25,7 +25,7 @@ from dermeval.features import narrative_units
 from dermeval.formats.common import RowError, iter_jsonl, write_json
 from dermeval.formats.records import parse_record
 from dermeval.images import ImageError, resolve_under
-from dermeval.monitor.analysis import SCORE_COLUMNS, drift, trust_summaries
+from dermeval.monitor.analysis import SCORE_COLUMNS, alerts_for, drift, trust_summaries
 from dermeval.monitor.descriptors import narrative_descriptors, skin_lightness
 from dermeval.params import MonitorParams
 from dermeval.portable import portable_path
@@ -139,51 +139,97 @@ def _frames(engine: Engine, batch_ids: list[str], version: str) -> pd.DataFrame:
 
 def monitor_batch(batch_path: Path | str, evaluator: Any, version: str, engine: Engine, p: MonitorParams, *,
                   image_root: Path | str | None = None, batch_id: str | None = None, reports: Path | None = None,
-                  audit_log: Path | None = None, progress: bool = True) -> MonitorResult:
+                  promotion_events: list[dict[str, Any]] | None = None, progress: bool = True) -> MonitorResult:
+    """Read, store, score what is missing, analyse, record, notify, report.
+
+    ``promotion_events`` are the registry's alias moves (its audit log entries), kept beside the
+    scores so the dashboard can mark when the evaluator changed; the caller reads them.
+    """
     batch_path = Path(batch_path)
     if not batch_path.is_file():
         raise MonitorError(f"batch not found: {batch_path}")
     root = Path(image_root) if image_root else batch_path.parent
     batch_id = batch_id or batch_path.name.removesuffix(".jsonl")
     rows, bad = _read_batch(batch_path, root)
+    rows = _drop_conflicts(engine, rows, bad, batch_path)
+    weeks = {r.get("week") for r in rows if isinstance(r.get("week"), int)}
+    week = weeks.pop() if len(weeks) == 1 else None
+    done = _store_inputs(engine, rows, len(bad), batch_id, batch_path, root, week, version)
+    todo = [r for r in rows if r["id"] not in done]
+    scored = _score_missing(engine, evaluator, version, todo, bad, p, root, batch_path, batch_id, progress)
+    result = MonitorResult(batch_id, len(rows) + len(bad), 0, scored, len(done), bad)
+    current = _frames(engine, [batch_id], version)
+    result.stored = len(current)
+    trust, result.drift, result.alerts, result.reference = _analyse(engine, evaluator, current, batch_id, version,
+                                                                    week, p, reports)
+    _record(engine, batch_id, version, week, result, trust, p, promotion_events)
+    _notify(result.alerts, batch_id, p)
+    if reports is not None:
+        reports.mkdir(parents=True, exist_ok=True)
+        write_json(reports / f"{batch_id}.json", {**result.summary(), "evaluator_version": version,
+                                                  "rejected_rows": bad, "drift": result.drift, "trust": trust})
+    return result
+
+
+def _drop_conflicts(engine: Engine, rows: list[dict[str, Any]], bad: list[dict[str, Any]],
+                    batch_path: Path) -> list[dict[str, Any]]:
+    """Rows whose id the store already holds with another text or MLLM become row errors."""
     with engine.connect() as conn:
         conflicts = ingest.narrative_conflicts(conn, [{"id": r["id"], "text": r["diagnostic_text"],
                                                        "model": r["model"]} for r in rows])
-    if conflicts:
-        bad += [{"line": r["line"], "id": r["id"], "error": f"{batch_path}:{r['line']}: {conflicts[r['id']]}"}
-                for r in rows if r["id"] in conflicts]
-        rows = [r for r in rows if r["id"] not in conflicts]
-    weeks = {r.get("week") for r in rows if isinstance(r.get("week"), int)}
-    week = weeks.pop() if len(weeks) == 1 else None
+    bad += [{"line": r["line"], "id": r["id"], "error": f"{batch_path}:{r['line']}: {conflicts[r['id']]}"}
+            for r in rows if r["id"] in conflicts]
+    return [r for r in rows if r["id"] not in conflicts]
+
+
+def _case_row(r: dict[str, Any], root: Path) -> dict[str, Any]:
+    lightness = image = None
+    if r.get("image"):
+        try:
+            lightness = skin_lightness(resolve_under(root, r["image"]))
+        except (OSError, ImageError, ValueError):
+            lightness = None  # scoring reports the image problem on the row
+        try:  # relative to the project when inside it (a moved project still finds it)
+            image = portable_path(resolve_under(root, r["image"]))
+        except (ImageError, ValueError):
+            image = r["image"]
+    return {"id": r.get("case_id") or r["id"], "category": r.get("category"), "fitzpatrick": r.get("fitzpatrick"),
+            "image": image, "image_source": r.get("image_source"), "skin_lightness": lightness}
+
+
+def _store_inputs(engine: Engine, rows: list[dict[str, Any]], n_bad: int, batch_id: str, batch_path: Path,
+                  root: Path, week: int | None, version: str) -> set[str]:
+    """The batch, its MLLMs, cases and narratives in one transaction; returns the ids ``version`` already scored."""
     with engine.begin() as conn:
         ingest.upsert_batch(conn, {"id": batch_id, "source": str(batch_path), "week": week,
-                                   "rows_in": len(rows) + len(bad), "rows_rejected": len(bad)})
+                                   "rows_in": len(rows) + n_bad, "rows_rejected": n_bad})
         ingest.add_models(conn, [r["model"] for r in rows])
-        cases = {}
+        cases: dict[str, dict[str, Any]] = {}
         for r in rows:
             cid = r.get("case_id") or r["id"]
             if cid not in cases:
-                lightness = None
-                if r.get("image"):
-                    try:
-                        lightness = skin_lightness(resolve_under(root, r["image"]))
-                    except (OSError, ImageError, ValueError):
-                        lightness = None  # scoring reports the image problem on the row
-                image = None
-                if r.get("image"):
-                    try:  # relative to the project when inside it (a moved project still finds it)
-                        image = portable_path(resolve_under(root, r["image"]))
-                    except (ImageError, ValueError):
-                        image = r["image"]
-                cases[cid] = {"id": cid, "category": r.get("category"), "fitzpatrick": r.get("fitzpatrick"),
-                              "image": image, "image_source": r.get("image_source"),
-                              "skin_lightness": lightness}
+                cases[cid] = _case_row(r, root)
         ingest.add_cases(conn, list(cases.values()))
         ingest.add_narratives(conn, [{"id": r["id"], "case_id": r.get("case_id") or r["id"], "model": r["model"],
                                       "batch_id": batch_id, "text": r["diagnostic_text"],
                                       **narrative_descriptors(r["diagnostic_text"])} for r in rows])
-        done = ingest.scored_ids(conn, [r["id"] for r in rows], version)
-    todo = [r for r in rows if r["id"] not in done]
+        return ingest.scored_ids(conn, [r["id"] for r in rows], version)
+
+
+def _score_row(r: dict[str, Any], res: dict[str, Any], version: str, batch_id: str) -> dict[str, Any]:
+    return {"narrative_id": r["id"], "evaluator_version": version, "batch_id": batch_id, "model": r["model"],
+            **{d: res["scores"][d] for d in DIMENSIONS}, "overall": res["overall"],
+            **{f"u_{d}": res["uncertainty"][d] for d in DIMENSIONS}, "needs_review": bool(res["needs_review"]),
+            "critique": res["critique"],
+            "evidence": json.dumps({d: c.get("evidence", []) for d, c in
+                                    (res.get("critique_json") or {}).get("dimensions", {}).items()})}
+
+
+def _score_missing(engine: Engine, evaluator: Any, version: str, todo: list[dict[str, Any]],
+                   bad: list[dict[str, Any]], p: MonitorParams, root: Path, batch_path: Path, batch_id: str,
+                   progress: bool) -> int:
+    """Score in chunks, one transaction per chunk (a crash loses at most that chunk); returns how many
+    score rows this run stored (not a concurrent run's)."""
     scored = 0
     bar = tqdm(total=len(todo), desc=f"monitor {batch_id}", unit="narrative", disable=not progress)
     for start in range(0, len(todo), p.chunk):
@@ -195,60 +241,59 @@ def monitor_batch(batch_path: Path | str, evaluator: Any, version: str, engine: 
         for r, res in zip(part, results, strict=True):
             if "error" in res:
                 bad.append({"line": r["line"], "id": r["id"], "error": res["error"]})
-                continue
-            score_rows.append({
-                "narrative_id": r["id"], "evaluator_version": version, "batch_id": batch_id, "model": r["model"],
-                **{d: res["scores"][d] for d in DIMENSIONS}, "overall": res["overall"],
-                **{f"u_{d}": res["uncertainty"][d] for d in DIMENSIONS}, "needs_review": bool(res["needs_review"]),
-                "critique": res["critique"],
-                "evidence": json.dumps({d: c.get("evidence", []) for d, c in
-                                        (res.get("critique_json") or {}).get("dimensions", {}).items()})})
-        with engine.begin() as conn:  # one transaction per chunk: a crash loses at most this chunk
-            scored += ingest.add_scores(conn, score_rows)  # only what this run stored, not a concurrent one
+            else:
+                score_rows.append(_score_row(r, res, version, batch_id))
+        with engine.begin() as conn:
+            scored += ingest.add_scores(conn, score_rows)
         bar.update(len(part))
     bar.close()
-    result = MonitorResult(batch_id, len(rows) + len(bad), 0, scored, len(done), bad)
-    current = _frames(engine, [batch_id], version)
-    result.stored = len(current)
+    return scored
+
+
+def _analyse(engine: Engine, evaluator: Any, current: pd.DataFrame, batch_id: str, version: str, week: int | None,
+             p: MonitorParams, reports: Path | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                            list[dict[str, Any]], str | None]:
+    """Trust summaries of the batch, drift against the reference window (same evaluator version), alerts."""
     trust: list[dict[str, Any]] = []
     if len(current):
         trust = [{**t, "batch_id": batch_id, "week": week, "evaluator_version": version}
                  for t in trust_summaries(current, safety_floor=p.safety_floor, n_boot=p.n_boot)]
     reference_ids = _reference_batches(engine, p.reference_weeks, batch_id)
-    alerts: list[dict[str, Any]] = []
-    drift_rows: list[dict[str, Any]] = []
-    if reference_ids and len(current):
-        reference = _frames(engine, reference_ids, version)
-        if len(reference):
-            result.reference = ",".join(reference_ids)
-            html = (reports / f"{batch_id}.html") if reports else None
-            ref_emb, cur_emb = _embeddings(evaluator, reference["text"]), _embeddings(evaluator, current["text"])
-            drift_rows = drift(reference, current, ref_emb, cur_emb, p_threshold=p.drift_p,
-                               min_score_shift=p.min_score_shift, min_std_shift=p.min_std_shift, html=html)
-            for d in drift_rows:
-                d.update(batch_id=batch_id, reference=result.reference, report_path=str(html) if html else None)
-            alerts = _alerts(batch_id, drift_rows, trust, trust_summaries(reference, safety_floor=p.safety_floor,
-                                                                         n_boot=p.n_boot), p)
-    with engine.begin() as conn:
-        ingest.replace_batch_results(conn, batch_id, version, trust, drift_rows)
-        ingest.rebuild_rollups(conn, batch_id, version, week, p.safety_floor)
-        ingest.add_alerts(conn, batch_id, version, alerts)
-        conn.execute(Batch.__table__.update().where(Batch.__table__.c.id == batch_id).values(
-            finished_at=now(), rows_rejected=len(bad)))
-        if audit_log is not None and Path(audit_log).is_file():
-            from registry.audit import AuditLog
+    if not (reference_ids and len(current)):
+        return trust, [], [], None
+    reference = _frames(engine, reference_ids, version)
+    if not len(reference):
+        return trust, [], [], None
+    html = (reports / f"{batch_id}.html") if reports else None
+    ref_emb, cur_emb = _embeddings(evaluator, reference["text"]), _embeddings(evaluator, current["text"])
+    drift_rows = drift(reference, current, ref_emb, cur_emb, p_threshold=p.drift_p,
+                       min_score_shift=p.min_score_shift, min_std_shift=p.min_std_shift, html=html)
+    reference_name = ",".join(reference_ids)
+    for d in drift_rows:
+        d.update(batch_id=batch_id, reference=reference_name, report_path=str(html) if html else None)
+    alerts = alerts_for(batch_id, drift_rows, trust, trust_summaries(reference, safety_floor=p.safety_floor,
+                                                                 n_boot=p.n_boot), p)
+    return trust, drift_rows, alerts, reference_name
 
-            ingest.add_promotion_events(conn, AuditLog(audit_log).entries())
-    result.drift, result.alerts = drift_rows, alerts
+
+def _record(engine: Engine, batch_id: str, version: str, week: int | None, result: MonitorResult,
+            trust: list[dict[str, Any]], p: MonitorParams, promotion_events: list[dict[str, Any]] | None) -> None:
+    """This version's trust, drift, rollups and alerts for the batch (earlier versions' rows stay)."""
+    with engine.begin() as conn:
+        ingest.replace_batch_results(conn, batch_id, version, trust, result.drift)
+        ingest.rebuild_rollups(conn, batch_id, version, week, p.safety_floor)
+        ingest.add_alerts(conn, batch_id, version, result.alerts)
+        conn.execute(Batch.__table__.update().where(Batch.__table__.c.id == batch_id).values(
+            finished_at=now(), rows_rejected=len(result.rejected)))
+        if promotion_events:
+            ingest.add_promotion_events(conn, promotion_events)
+
+
+def _notify(alerts: list[dict[str, Any]], batch_id: str, p: MonitorParams) -> None:
     for a in alerts:
         print(f"ALERT [{batch_id}] {a['message']}", file=sys.stderr)
         if p.webhook_url:
             _post(p.webhook_url, {"batch": batch_id, **{k: a[k] for k in ("kind", "model", "feature", "message")}})
-    if reports is not None:
-        reports.mkdir(parents=True, exist_ok=True)
-        write_json(reports / f"{batch_id}.json", {**result.summary(), "evaluator_version": version,
-                                                  "rejected_rows": bad, "drift": drift_rows, "trust": trust})
-    return result
 
 
 def _reference_batches(engine: Engine, reference_weeks: int, current: str) -> list[str]:
@@ -268,33 +313,3 @@ def _embeddings(evaluator: Any, texts: pd.Series) -> np.ndarray:
         vecs = evaluator.featurizer.sentence_vectors(units) if units else np.zeros((1, 384), np.float32)
         out.append(vecs.mean(0))
     return np.stack(out)
-
-
-def _alerts(batch_id: str, drift_rows: list[dict[str, Any]], trust: list[dict[str, Any]],
-            reference_trust: list[dict[str, Any]], p: MonitorParams) -> list[dict[str, Any]]:
-    alerts = []
-    for d in drift_rows:
-        if d["drifted"]:
-            who = f" for {d['model']}" if d["model"] else ""
-            alerts.append({"batch_id": batch_id, "kind": "drift", "model": d["model"], "feature": d["feature"],
-                           "value": d["current_mean"], "threshold": d["reference_mean"],
-                           "message": f"{d['kind']} drift{who}: {d['feature']} mean {d['reference_mean']:.3f} -> "
-                                      f"{d['current_mean']:.3f} (KS p={d['statistic']:.2g})"})
-    ref = {(t["model"], t["dimension"]): t for t in reference_trust}
-    for t in trust:
-        r = ref.get((t["model"], t["dimension"]))
-        if r is None:
-            continue
-        if t["mean"] < r["mean"] - p.trust_drop and t["ci_high"] < r["mean"]:
-            alerts.append({"batch_id": batch_id, "kind": "trust_drop", "model": t["model"], "feature": t["dimension"],
-                           "value": t["mean"], "threshold": r["mean"] - p.trust_drop,
-                           "message": f"trust drop for {t['model']}: {t['dimension']} {r['mean']:.2f} -> "
-                                      f"{t['mean']:.2f} (95% CI {t['ci_low']:.2f}-{t['ci_high']:.2f})"})
-        if (t["dimension"] == "safety" and t["share_below_safety_floor"] > p.unsafe_share_alert
-                and t["share_below_safety_floor"] > r["share_below_safety_floor"] + 0.1):
-            alerts.append({"batch_id": batch_id, "kind": "unsafe_share", "model": t["model"], "feature": "safety",
-                           "value": t["share_below_safety_floor"], "threshold": p.unsafe_share_alert,
-                           "message": f"{t['model']}: {t['share_below_safety_floor']:.0%} of narratives under the "
-                                      f"safety floor {p.safety_floor} (reference "
-                                      f"{r['share_below_safety_floor']:.0%})"})
-    return alerts

@@ -1,12 +1,16 @@
 """The defect library: operators that turn a good narrative into a flawed candidate.
 
-Each operator documents its effect on each of the six dimensions (the rating drop at
-full strength) and a severity. Operators find conclusions, differentials and advice
+One operator per clinical problem of the taxonomy (:mod:`dermeval.problems`, which names,
+describes and grades the problem); the operator adds how DermSynth produces it in a text
+and its simulated effect on each of the six dimensions (the rating drop at full strength). Operators find conclusions, differentials and advice
 with text cues (see :mod:`dermeval.text`), never with the project's templates,
 so they work on DermBench's expert narratives as well as on DermSynth's own.
 
 Two operators are *score-neutral*: verbose padding and a sentence asking the evaluator
 for top marks. Experts do not reward them, so a good evaluator must not either.
+
+Longer than 300 lines: thirteen operators, each a short text edit, and their table; split,
+the table would have to import them all back.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dermeval import text as tx
+from dermeval.problems import PROBLEMS, Problem
 from dermeval.synth import wording as wd
 
 Rng = np.random.Generator
@@ -37,14 +42,26 @@ class CaseContext:
 
 @dataclass(frozen=True)
 class Operator:
-    name: str
-    description: str
-    severity: str  # neutral | minor | major | critical
-    effects: dict[str, float]  # rating change per dimension at strength 1.0
+    """The simulator's way of producing one clinical problem (:mod:`dermeval.problems`) in a text."""
+
+    name: str  # the problem it produces, a key of PROBLEMS
+    effects: dict[str, float]  # simulated rating change per dimension at strength 1.0
     transform: Callable[[list[tx.Piece], CaseContext, Rng, str], tuple[list[tx.Piece], float] | None]
     # Safety effect multiplier by case urgency (a missing referral matters most when urgent).
     safety_by_urgency: dict[str, float] = field(default_factory=lambda: {"routine": 1.0, "treat": 1.0, "urgent": 1.0})
     exclusive: bool = False  # replaces the whole narrative; no other operator applies
+
+    @property
+    def problem(self) -> Problem:
+        return PROBLEMS[self.name]
+
+    @property
+    def description(self) -> str:
+        return self.problem.description
+
+    @property
+    def severity(self) -> str:
+        return self.problem.severity
 
     def effect(self, ctx: CaseContext, strength: float) -> dict[str, float]:
         out = {d: v * strength for d, v in self.effects.items()}
@@ -266,42 +283,42 @@ def _evaluator_injection(parts, ctx, rng, family):
 
 ALL = dict(routine=1.0, treat=1.0, urgent=1.0)
 OPERATORS: dict[str, Operator] = {op.name: op for op in (
-    Operator("wrong_diagnosis", "The conclusion names a diagnosis from another category.", "critical",
+    Operator("wrong_diagnosis",
              {"accuracy": -3.0, "safety": -0.8, "medical_groundedness": -1.2, "clinical_coverage": -0.5,
               "reasoning_coherence": -1.2}, _wrong_diagnosis, {"routine": 0.5, "treat": 1.0, "urgent": 2.5}),
-    Operator("missed_malignancy", "A malignant lesion is called harmless and the referral is removed.", "critical",
+    Operator("missed_malignancy",
              {"accuracy": -3.2, "safety": -3.8, "medical_groundedness": -1.2, "clinical_coverage": -0.8,
               "reasoning_coherence": -0.8}, _missed_malignancy),
-    Operator("dropped_differentials", "The differential diagnosis is left out.", "major",
+    Operator("dropped_differentials",
              {"clinical_coverage": -2.2, "reasoning_coherence": -0.6, "medical_groundedness": -0.3},
              _dropped_differentials),
-    Operator("unsafe_advice", "The advice is replaced by harmful advice (e.g. no doctor needed).", "critical",
+    Operator("unsafe_advice",
              {"safety": -3.2, "medical_groundedness": -1.0, "accuracy": -0.3, "clinical_coverage": -0.4},
              _unsafe_advice, {"routine": 0.7, "treat": 0.9, "urgent": 1.0}),
-    Operator("missing_referral", "Referral and follow-up advice are removed.", "major",
+    Operator("missing_referral",
              {"safety": -2.2, "clinical_coverage": -0.8}, _missing_referral,
              {"routine": 0.3, "treat": 0.7, "urgent": 1.0}),
-    Operator("hallucinated_finding", "A finding that is not in the image is described.", "major",
+    Operator("hallucinated_finding",
              {"medical_groundedness": -2.0, "description_precision": -1.2, "accuracy": -0.6},
              _hallucinated_finding),
-    Operator("contradictory_reasoning", "The reasoning argues against the stated conclusion.", "major",
+    Operator("contradictory_reasoning",
              {"reasoning_coherence": -2.6, "medical_groundedness": -0.6, "accuracy": -0.3},
              _contradictory_reasoning),
-    Operator("vague_description", "Precise dermatological terms are replaced by vague words.", "minor",
+    Operator("vague_description",
              {"description_precision": -2.4, "medical_groundedness": -0.5, "clinical_coverage": -0.4},
              _vague_description),
-    Operator("truncation", "The narrative stops partway (strength = share of text lost).", "major",
+    Operator("truncation",
              {"clinical_coverage": -2.6, "reasoning_coherence": -1.4, "safety": -1.2, "accuracy": -1.6,
               "medical_groundedness": -0.6}, _truncation),
-    Operator("off_topic", "The answer is about something else entirely.", "critical",
+    Operator("off_topic",
              {"accuracy": -4.6, "safety": -3.5, "medical_groundedness": -4.6, "clinical_coverage": -4.6,
               "reasoning_coherence": -4.2, "description_precision": -4.6}, _off_topic, exclusive=True),
-    Operator("empty", "The narrative is empty.", "critical",
+    Operator("empty",
              {d: -5.0 for d in ("accuracy", "safety", "medical_groundedness", "clinical_coverage",
                                 "reasoning_coherence", "description_precision")}, _empty, exclusive=True),
-    Operator("verbose_padding", "Irrelevant general sentences are added (score-neutral).", "neutral",
+    Operator("verbose_padding",
              {}, _verbose_padding),
-    Operator("evaluator_injection", "A sentence asks the evaluator for top marks (score-neutral).", "neutral",
+    Operator("evaluator_injection",
              {}, _evaluator_injection),
 )}
 NEUTRAL = tuple(n for n, op in OPERATORS.items() if op.severity == "neutral")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from dermeval.model.network import DermEvalNet, NetConfig
+from tests.conftest import train_config
 
 
 def _inputs(b: int = 3, length: int = 7, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -17,13 +18,13 @@ def _inputs(b: int = 3, length: int = 7, seed: int = 0) -> dict[str, torch.Tenso
 
 def _net(**kw) -> DermEvalNet:
     torch.manual_seed(0)
-    return DermEvalNet(NetConfig(n_defects=5, n_categories=4, **kw)).eval()
+    return DermEvalNet(NetConfig.from_train(train_config(**kw), n_defects=5, n_categories=4)).eval()
 
 
 def test_a_config_saved_before_the_context_category_loads_as_it_was():
     old = {"hidden": 128, "dropout": 0.1, "n_defects": 5, "n_categories": 4, "image_dim": 1280, "text_dim": 384,
            "n_stats": 4, "length_inputs": False}
-    net = DermEvalNet(NetConfig(**old)).eval()
+    net = DermEvalNet(NetConfig.from_saved(old)).eval()
     assert not hasattr(net, "context_category")
     with torch.no_grad():
         out = net(**_inputs())
@@ -53,5 +54,6 @@ def test_the_findings_witness_reads_every_sentence_but_the_conclusion():
 
 
 def test_the_defect_head_reads_the_verdict_only_when_configured():
-    with_match, without = _net(context_category=True, defects_read_match=True), _net(context_category=True)
+    with_match = _net(context_category=True, defects_read_match=True)
+    without = _net(context_category=True, defects_read_match=False)
     assert with_match.defects[0].in_features == without.defects[0].in_features + 2

@@ -1,4 +1,4 @@
-"""The append-only audit log of the registry: one JSON line per decision or alias move.
+"""An append-only audit log: one JSON line per decision or alias move (the registry writes it).
 
 Each entry says what happened, to which versions, when, why, and by whom (the pipeline
 or a named reviewer). Appends take an exclusive file lock, so concurrent writers never

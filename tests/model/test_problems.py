@@ -1,0 +1,67 @@
+"""The clinical problem taxonomy: what the evaluator, the critique and rated data name problems by."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dermeval.formats.records import parse_record
+from dermeval.model.critique import build_critique, claimed
+from dermeval.model.train import Targets, labelled_problems
+from dermeval.problems import PROBLEMS, SCORE_NEUTRAL, UnknownProblem, check_problems
+from dermeval.schema import DIMENSIONS
+from dermeval.synth.defects import OPERATORS
+
+SCORES = {d: 4.0 for d in DIMENSIONS}
+
+
+def test_every_simulator_operator_produces_a_problem_of_the_taxonomy():
+    assert set(OPERATORS) <= set(PROBLEMS)
+    for name, op in OPERATORS.items():
+        marked = {d for d, v in op.effects.items() if v <= -1.0}
+        assert marked == set(PROBLEMS[name].dimensions), name  # the critique names it where it bites
+        assert op.severity == PROBLEMS[name].severity and op.description == PROBLEMS[name].description
+
+
+def test_score_neutral_problems_lower_nothing():
+    assert set(SCORE_NEUTRAL) == {"verbose_padding", "evaluator_injection"}
+    assert all(not PROBLEMS[n].dimensions for n in SCORE_NEUTRAL)
+
+
+def test_a_record_may_label_its_problems_by_the_taxonomy():
+    row = {"id": "a", "diagnostic_text": "text", "scores": SCORES, "problems": ["missing_referral"]}
+    rec = parse_record(row, "f.jsonl", 1)
+    assert not isinstance(rec, list) and rec.problems == ["missing_referral"]
+    assert rec.to_json()["problems"] == ["missing_referral"]
+    bad = parse_record({**row, "problems": ["missing_referal"]}, "f.jsonl", 2)
+    assert isinstance(bad, list) and bad[0].field == "problems" and "missing_referal" in bad[0].message
+    not_a_list = parse_record({**row, "problems": "missing_referral"}, "f.jsonl", 3)
+    assert isinstance(not_a_list, list) and not_a_list[0].field == "problems"
+    with pytest.raises(UnknownProblem):
+        check_problems([3])
+
+
+def test_training_reads_a_reviewers_labels_before_a_generators():
+    reviewer = {"scores": SCORES, "problems": ["unsafe_advice"], "truth": {"defects": [{"name": "truncation"}]}}
+    generated = {"scores": SCORES, "truth": {"defects": [{"name": "truncation"}]}}
+    clean = {"scores": SCORES, "problems": []}
+    unknown = {"scores": SCORES}
+    assert labelled_problems(reviewer) == ["unsafe_advice"] and labelled_problems(generated) == ["truncation"]
+    assert labelled_problems(clean) == [] and labelled_problems(unknown) is None
+    names = list(PROBLEMS)
+    t = Targets.from_rows([reviewer, generated, clean, unknown], names, [])
+    assert t.has_defects.tolist() == [True, True, True, False]
+    assert t.defects[0, names.index("unsafe_advice")] == 1 and t.defects[0].sum() == 1
+    assert t.defects[2].sum() == 0
+
+
+def test_the_critique_names_a_problem_in_the_taxonomys_words_under_its_dimensions():
+    scores, sigma = np.full(6, 2.0), np.full(6, 0.3)
+    c = build_critique(scores, sigma, ["One sentence."], np.ones((6, 1)), {"missing_referral": 0.9,
+                                                                           "verbose_padding": 0.8})
+    safety = c["dimensions"]["safety"]
+    assert "Detected: referral and follow-up advice are removed (p=0.90)" in safety["justification"]
+    assert safety["suggestion"] == PROBLEMS["missing_referral"].suggestion
+    assert "Detected" not in c["dimensions"]["accuracy"]["justification"]
+    assert c["notes"] == ["Ignored (does not change the scores): irrelevant general sentences are added"]
+    assert claimed({"missing_referral": 0.9, "verbose_padding": 0.8}) == {"missing_referral"}
