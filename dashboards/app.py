@@ -1,10 +1,13 @@
-"""DermEval Ops dashboard: read-only view of the champion, the watched MLLMs, drift and cases.
+"""DermEval Ops dashboard: the champion, the watched MLLMs, drift, cases, and the expert review.
+
+Every page reads only, except *Expert review* (:mod:`dashboards.expert`), where a signed-in
+reviewer's rating is stored.
 
 Run with ``dermeval dashboard`` (or ``streamlit run dashboards/app.py``) from the project
 folder, or set ``DERMEVAL_PROJECT``. The store comes from ``DERMEVAL_STORE_URL`` /
 ``monitor.store_url``; the registry from ``MLFLOW_TRACKING_URI`` / ``register.tracking_uri``.
 
-Longer than 300 lines: one short function per page (seven pages) plus the navigation; the
+Longer than 300 lines: one short function per page (eight pages) plus the navigation; the
 shared loaders live in :mod:`dashboards.data`.
 """
 
@@ -24,7 +27,7 @@ import altair as alt  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboards import data  # noqa: E402
+from dashboards import data, expert  # noqa: E402
 from dermeval.evaluation import PAPER_DERMEVAL_MAE, PAPER_JUDGE_MAE  # noqa: E402
 from dermeval.portable import resolve_path  # noqa: E402
 from dermeval.redact import masked  # noqa: E402
@@ -391,8 +394,19 @@ def quality() -> None:
         st.dataframe(jvd, hide_index=True)
 
 
+def expert_page() -> None:
+    picked = store_and_version()
+    if not picked:
+        st.header("Expert review")
+        return
+    url, version = picked
+    expert.expert_review(engine(url), version)
+    expert.agreement_view(engine(url))
+
+
 PAGES = {"Overview": overview, "MLLM trustworthiness": trust, "Drift": drift, "Registry": registry,
-         "Promotion review": review, "Case explorer": cases, "Evaluator quality": quality}
+         "Promotion review": review, "Case explorer": cases, "Expert review": expert_page,
+         "Evaluator quality": quality}
 SLUGS = {name: re.sub(r"[^a-z]+", "-", name.lower()).strip("-") for name in PAGES}
 
 

@@ -12,12 +12,12 @@ from importlib.metadata import entry_points
 
 import typer
 
-from dermeval.commands import alerts, data, judging, monitoring, plots, scoring, store
+from dermeval.commands import alerts, data, judging, monitoring, plots, review, scoring, store
 
 app = typer.Typer(help="DermEval Ops: train, gate, serve and monitor dermatology narrative evaluators.",
                   no_args_is_help=True, add_completion=False)
 
-for module in (data, scoring, judging, store, monitoring, alerts, plots):
+for module in (data, scoring, judging, store, monitoring, alerts, review, plots):
     module.register(app)
 for ep in sorted(entry_points(group="dermeval.commands"), key=lambda e: e.name):
     ep.load()(app)

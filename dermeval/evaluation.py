@@ -61,6 +61,13 @@ def evaluation_report(test_rows: Sequence[dict[str, Any]], predicted: dict[str, 
     raters = _raters(test_rows)
     if raters:
         report["inter_rater_ceiling"] = inter_rater_ceiling(raters, n_boot=0)
+    expert_rows = [i for i, r in enumerate(test_rows) if r.get("source") == "feedback"]
+    if expert_rows:  # narratives rated by the team's own reviewers: they outrank the simulated panel
+        sub = [test_rows[i] for i in expert_rows]
+        report["expert"] = {"n": len(sub), "n_cases": len({groups[i] for i in expert_rows}),
+                            "evaluator": dimension_table(_by_dim(sub), {d: np.asarray(v)[expert_rows]
+                                                                        for d, v in predicted.items()},
+                                                         n_boot=n_boot, groups=[groups[i] for i in expert_rows])}
     report["slices"] = {}
     for key, label in (("category", "category"), ("fitzpatrick", "skin_type"), ("model", "candidate_model")):
         keys = [r.get(key) for r in test_rows]

@@ -48,6 +48,7 @@ class PrepareParams:
     dermbench_limit: int | None = 500
     user_records: str | None = None
     user_image_root: str | None = None
+    feedback_records: str | None = "data/feedback/records.jsonl"  # expert ratings (`dermeval review export`)
 
     def __post_init__(self) -> None:
         if self.source not in ("auto", "dermsynth", "dermbench", "both", "user"):
@@ -189,6 +190,9 @@ class GateParams:
     paired: PairedBounds = PairedBounds()  # vs the champion, on the same rows
     generalisation: GeneralisationBounds = GeneralisationBounds()
     unsafe_recall_min: float | None = 0.80  # of the narratives the panel rates unsafe, the share caught
+    expert_min_n: int = 30  # expert-rated test narratives (source feedback) from which they are gated
+    expert_overall_max: float = 0.30  # overall-score MAE against the experts' consensus
+    expert_dimension_max: float = 0.45  # ... and every dimension's
 
     def __post_init__(self) -> None:
         from dermeval.metrics import METRICS
@@ -241,6 +245,38 @@ class MonitorParams:
 
 
 @dataclass(frozen=True)
+class ReviewWeights:
+    """How much each part of a narrative's review value counts (see dermeval/review/queue.py)."""
+
+    uncertainty: float = 1.0  # the evaluator's largest per-dimension uncertainty
+    needs_review: float = 0.5  # the evaluator flagged it (unsure, or out of its depth)
+    low_safety: float = 1.0  # how far under the safety floor the evaluator put Safety
+
+
+@dataclass(frozen=True)
+class ReviewParams:
+    """The expert loop: what reviewers rate, who they are, where the ratings go (see dermeval/review)."""
+
+    budget_per_week: int = 40  # narratives put in the queue per weekly batch
+    random_share: float = 0.25  # of the budget, drawn at random (unbiased estimates)
+    reviewers_per_narrative: int = 2  # a narrative leaves the queue once this many reviewers rated it
+    stratify: str = "model,category"  # the budget is spread over these strata in turn (model, category, skin_type)
+    weights: ReviewWeights = ReviewWeights()
+    users_file: str = "data/review/users.json"  # local sign-in: user names with scrypt password hashes
+    export: str = "data/feedback/records.jsonl"  # `dermeval review export` writes the DermEval records here
+    min_reviewers: int = 1  # a narrative is exported once this many reviewers rated it
+
+    def __post_init__(self) -> None:
+        if self.budget_per_week < 0 or not 0 <= self.random_share <= 1:
+            raise ParamsError("review: budget_per_week must be >= 0 and random_share in [0, 1]")
+        if self.reviewers_per_narrative < 1 or self.min_reviewers < 1:
+            raise ParamsError("review: reviewers_per_narrative and min_reviewers must be at least 1")
+        unknown = set(self.stratify.split(",")) - {"model", "category", "skin_type", ""}
+        if unknown:
+            raise ParamsError(f"review.stratify: unknown stratum {sorted(unknown)} (model, category, skin_type)")
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams
     prepare: PrepareParams
@@ -252,6 +288,7 @@ class Params:
     register: RegisterParams
     gate: GateParams
     monitor: MonitorParams
+    review: ReviewParams
 
 
 def _check_type(key: str, value: Any, hint: Any) -> Any:

@@ -29,6 +29,7 @@ from dermeval.metrics import mean_ci
 from dermeval.model.critique import MISMATCH_THRESHOLD, claimed, evidence_order
 from dermeval.model.data import FeatureSet, featurize
 from dermeval.model.evaluator import load_evaluator
+from dermeval.model.train import labelled_problems
 from dermeval.params import GeneraliseParams, load_params
 from dermeval.reporting import generalisation_section
 from dermeval.schema import DIMENSIONS
@@ -181,13 +182,13 @@ MISMATCH_VARIANTS = ("wrong_conclusion", "other_image")
 
 def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
                     test_sets: list[tuple[list[dict], dict[str, np.ndarray], str]], names: list[str],
-                    p: GeneraliseParams) -> dict[str, Any]:
+                    p: GeneraliseParams, thresholds: dict[str, float] | None = None) -> dict[str, Any]:
     """How often what the critique says is true: the precision of its "Detected:" claims (on the
     stress suite against each variant's known change, on the test splits against the recorded
     defects), the diagnosis check against the variants that break it, and how many distinct
     sentences the six dimensions quote."""
     def claims(probs: np.ndarray) -> set[str]:
-        return claimed(dict(zip(names, probs.tolist(), strict=False)))
+        return claimed(dict(zip(names, probs.tolist(), strict=False)), thresholds)
 
     stress_ok, per = [], {}
     for k, r in enumerate(stress_rows):
@@ -198,7 +199,7 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
     test_ok = []
     for rows, tp, _ in test_sets:
         for k, r in enumerate(rows):
-            truth = {d["name"] for d in (r.get("truth") or {}).get("defects", [])}
+            truth = set(labelled_problems(r) or [])
             test_ok += [c in truth for c in claims(tp["defect_probs"][k])]
     mismatch = (pred["match"] < MISMATCH_THRESHOLD) & pred["named"]  # what the critique states
     broken = np.array([r["variant"] in MISMATCH_VARIANTS for r in stress_rows])
@@ -290,7 +291,8 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, judge: str | Non
     test_sets = [(ds_rows, ds_pred, "dermsynth test split")] + (
         [(db_rows, db_pred, "real DermBench test split")] if real else [])
     report["out_of_depth"] = out_of_depth_report(test_sets + [(held_rows, held_pred, "held-out wording")])
-    report["critique"] = critique_report(rows, pred, test_sets, scorer.evaluator.defect_names, p)
+    report["critique"] = critique_report(rows, pred, test_sets, scorer.evaluator.defect_names, p,
+                                         scorer.evaluator.claim_thresholds)
     text_rows = [r for r in rows if r["variant"] != "other_image"]
     judged = scorer.judged(text_rows, refs, dx)
     if judged is not None:

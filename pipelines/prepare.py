@@ -47,6 +47,26 @@ def _user_rows(p: PrepareParams, out: Path) -> tuple[list[dict], list[dict]]:
     return rows, [e.to_dict() for e in loaded.errors]
 
 
+def _feedback_rows(p: PrepareParams, out: Path) -> tuple[list[dict], list[dict]]:
+    """Expert-rated narratives (`dermeval review export`), whatever the main source: the ``feedback`` source."""
+    path = Path(p.feedback_records) if p.feedback_records else None
+    if path is None or not path.is_file() or path.stat().st_size == 0:
+        return [], []
+    loaded = load_records(path, image_root=path.parent)
+    if loaded.source_errors:
+        raise SystemExit(f"prepare: {loaded.source_errors[0]}")
+    rows = []
+    for rec in loaded.records:
+        row = {**rec.to_json(), "source": "feedback"}
+        if rec.image:
+            target = out / "feedback" / rec.image
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(resolve_under(path.parent, rec.image), target)
+            row["image"] = f"feedback/{rec.image}"
+        rows.append(row)
+    return rows, [e.to_dict() for e in loaded.errors]
+
+
 def resolve_source(p: PrepareParams) -> tuple[str, str]:
     """The source to build and why: ``auto`` means DermSynth plus DermBench when the release is reachable."""
     reachable = Path(p.dermbench_root, "data/manifest/dermbench_test.jsonl").is_file()
@@ -86,13 +106,18 @@ def prepare(p: PrepareParams, out: Path) -> dict:
     if p.source == "user":
         user, rejected = _user_rows(p, out)
         rows += user
+    feedback, feedback_rejected = _feedback_rows(p, out)
+    rows += feedback
+    rejected += feedback_rejected
     write_jsonl(out / "records.jsonl", rows)
     write_jsonl(out / "rejected.jsonl", rejected)
     digest = hashlib.sha256((out / "records.jsonl").read_bytes()).hexdigest()
     manifest = {"source": p.source, "source_reason": why, "real_text": "dermbench" in sources,
                 "simulated_ratings": p.source != "user", "records": len(rows),
                 "rejected": len(rejected), "fingerprint": digest,
-                "sources": {k: v.get("counts", {}) for k, v in sources.items()}}
+                "sources": {k: v.get("counts", {}) for k, v in sources.items()},
+                "feedback": {"records": len(feedback), "ratings": sum(len(r.get("raters") or {}) for r in feedback),
+                             "batches": sorted({str((r.get("feedback") or {}).get("batch")) for r in feedback})}}
     write_json(out / "manifest.json", manifest)
     return manifest
 

@@ -142,6 +142,8 @@ def log_run(inputs: Inputs, params: Any, reports: Path, commit: str) -> None:
         "data_source": manifest.get("source", "unknown"), "simulated": str(inputs.simulated),
         "real_text": str(bool(manifest.get("real_text"))),
         "data_source_reason": manifest.get("source_reason", "unknown"),
+        "feedback_records": str((manifest.get("feedback") or {}).get("records", 0)),
+        "feedback_batches": ",".join((manifest.get("feedback") or {}).get("batches", []))[:500] or "none",
         "mlflow.note.content": run_note(inputs.flat, inputs.gen_flat, inputs.simulated),
     })
     for h in _history(reports / "train" / "history.csv"):
@@ -202,7 +204,7 @@ def register_and_gate(registry: Any, run: Any, model: str, inputs: Inputs, param
 
 
 def write_gate_report(registry: Any, uri: str, run: Any, version: str, decision: Any, note: str | None,
-                      inputs: Inputs, experiment: str | None, out: Path) -> dict[str, Any]:
+                      inputs: Inputs, experiment: str | None, out: Path, gate_min_n: int) -> dict[str, Any]:
     """gate.json and gate.md, and the same review on the model version's description in MLflow."""
     from registry.mlflow_registry import CHAMPION, masked
 
@@ -210,7 +212,8 @@ def write_gate_report(registry: Any, uri: str, run: Any, version: str, decision:
     gate = {"model": registry.model_name, "version": version, "run_id": run.info.run_id, "tracking_uri": masked(uri),
             "time": registry._now(), "decision": decision.to_dict(), "note": note, "simulated": inputs.simulated,
             "champion_after": str(after.version) if after else None, "experiment": experiment,
-            "metrics": dict(inputs.flat)}
+            "metrics": dict(inputs.flat),
+            "expert": {"n": int((inputs.report.get("expert") or {}).get("n", 0)), "min_n": gate_min_n}}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "gate.json", gate)
     (out / "gate.md").write_text(gate_markdown(gate), "utf-8")
@@ -256,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     except StageFailed as exc:
         print(f"register: {exc}", file=sys.stderr)
         return 2
-    gate = write_gate_report(registry, uri, run, version, decision, note, inputs, experiment, Path(args.out))
+    gate = write_gate_report(registry, uri, run, version, decision, note, inputs, experiment, Path(args.out),
+                             params.gate.expert_min_n)
     after = gate["champion_after"]
     verdict = ("promoted to champion" if decision.passed and after == version
                else "passed the gate, not promoted" if decision.passed

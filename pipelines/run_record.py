@@ -107,6 +107,11 @@ def gate_markdown(gate: dict[str, Any]) -> str:
              f"- MLflow run: `{gate['run_id']}` ({gate['tracking_uri']})", f"- time: {gate['time']}"]
     if gate.get("note"):
         lines.append(f"- note: {gate['note']}")
+    ex = gate.get("expert")
+    if ex is not None:
+        lines.append(f"- expert-rated test narratives: {ex['n']}" + (
+            " (gated first: real experts outrank the simulated panel)" if ex["n"] >= ex["min_n"]
+            else f" (gated from {ex['min_n']}; until then the simulated panel decides)"))
     if gate.get("simulated"):
         lines.append("- figures are from simulated data")
     lines += ["", "| check | value | bound | result |", "|---|---|---|---|"]

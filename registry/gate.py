@@ -66,6 +66,22 @@ def flat_metrics(report: dict[str, Any], metric: str = "mae") -> dict[str, float
     return out
 
 
+def expert_checks(report: dict[str, Any], p: GateParams) -> list[Check]:
+    """The evaluator against the team's own reviewers (test narratives of source ``feedback``), once at
+    least ``gate.expert_min_n`` of them exist; fewer are reported (gate report, review view), not gated."""
+    ex = report.get("expert")
+    if not ex or ex["n"] < p.expert_min_n:
+        return []
+    ev = ex["evaluator"]
+    tag = f"expert-rated (n={ex['n']})"
+    out = [Check(f"{tag} overall mae", float(ev["overall"]["mae"]["value"]), p.expert_overall_max, "<=",
+                 float(ev["overall"]["mae"]["value"]) <= p.expert_overall_max)]
+    for d in DIMENSIONS:
+        v = float(ev[d]["mae"]["value"])
+        out.append(Check(f"{tag} {d} mae", v, p.expert_dimension_max, "<=", v <= p.expert_dimension_max))
+    return out
+
+
 def generalisation_checks(gen: dict[str, float] | None, p: GateParams) -> list[Check]:
     """Checks on the flat generalisation metrics (``gen_*``); every bound from ``gate.generalisation``.
 
@@ -147,7 +163,7 @@ def decide(report: dict[str, Any], p: GateParams, paired: dict[str, Any] | None 
     def ok(value: float, bound: float) -> bool:
         return value <= bound if lower else value >= bound
 
-    checks: list[Check] = []
+    checks: list[Check] = expert_checks(report, p)  # real experts first: they outrank the simulated panel
     mine = flat_metrics(report, p.metric)
     v = mine[f"overall_{p.metric}"]
     checks.append(Check(f"overall {p.metric}", v, p.overall_max, op, ok(v, p.overall_max)))

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import typer
 
+from dermeval.commands.common import STORE_OPT, open_engine
+
 alerts_app = typer.Typer(help="The monitor's alerts: list, acknowledge, resolve.", no_args_is_help=True)
 
-STORE_OPT = typer.Option(None, "--store", help="Store URL (default: monitor.store_url in params.yaml, "
-                         "$DERMEVAL_STORE_URL, else sqlite:///data/store/dermeval.db).")
 PARAMS_OPT = typer.Option(Path("params.yaml"), "--params", help="params.yaml (section monitor).")
 REASON_OPT = typer.Option(..., "--reason", help="Why (kept with the alert).")
 BY_OPT = typer.Option(None, "--by", help="Who (default: your user name).")
@@ -28,21 +28,7 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
 
 
 def _engine(store: str | None, params: Path):
-    from dermeval.params import ParamsError, load_params
-    from dermeval.store.db import StoreError, masked, open_store, store_url
-
-    try:
-        configured = store or (load_params(params).monitor.store_url if params.is_file() else None)
-    except ParamsError as exc:
-        raise _fail(str(exc)) from None
-    url = store_url(configured)
-    try:
-        return open_store(url, create=False)
-    except StoreError as exc:
-        raise _fail(str(exc)) from None
-    except Exception as exc:  # a driver error: the server is down, wrong credentials
-        raise _fail(f"cannot open the store at {masked(url)}: {type(exc).__name__}: "
-                    f"{str(exc).strip().splitlines()[0]}") from None
+    return open_engine(store, params)
 
 
 def _who(by: str | None) -> str:

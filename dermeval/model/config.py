@@ -46,6 +46,9 @@ class TrainConfig(BaseModel):
     # out_of_distribution beyond the ood_quantile of the calibration split's distances.
     review_threshold: float | None = Field(gt=0)
     review_share: float = Field(gt=0, lt=1)
+    # The critique says "Detected: <problem>" only from the probability at which such claims were
+    # right this often on the calibration split (per problem; never, where none is).
+    claim_precision: float = Field(gt=0, le=1)
     ood_quantile: float = Field(ge=0.5, lt=1)
 
     @model_validator(mode="before")

@@ -64,9 +64,35 @@ def evidence_order(attention: np.ndarray) -> list[list[int]]:
     return out
 
 
-def claimed(defect_probs: dict[str, float]) -> set[str]:
-    """The problems the critique states under "Detected:" (each lowers at least one dimension)."""
-    return {n for n, p in defect_probs.items() if p >= ISSUE_THRESHOLD and n in PROBLEMS and PROBLEMS[n].dimensions}
+def claimed(defect_probs: dict[str, float], thresholds: dict[str, float] | None = None) -> set[str]:
+    """The problems the critique states under "Detected:" (each lowers at least one dimension): those
+    whose probability reaches the problem's claim threshold (calibrated per problem when the model
+    was fitted, see :func:`claim_thresholds`; ISSUE_THRESHOLD without one)."""
+    thresholds = thresholds or {}
+    return {n for n, p in defect_probs.items()
+            if n in PROBLEMS and PROBLEMS[n].dimensions and p >= thresholds.get(n, ISSUE_THRESHOLD)}
+
+
+def claim_thresholds(probs: np.ndarray, labels: np.ndarray, names: list[str], precision: float,
+                     min_claims: int = 10) -> dict[str, float]:
+    """Per problem, the lowest probability from which claims reach ``precision`` on labelled held-out
+    rows (the calibration split): the critique then says "Detected" only where it is right that
+    often. A problem that never reaches it gets a threshold above 1: it is never claimed (its
+    probability still shows under ``issues``). Candidates start at ISSUE_THRESHOLD and need
+    ``min_claims`` claims to count."""
+    out = {}
+    for j, n in enumerate(names):
+        p, y = probs[:, j], labels[:, j] > 0.5
+        chosen = 1.01
+        for t in np.unique(np.concatenate([[ISSUE_THRESHOLD], p[p >= ISSUE_THRESHOLD]])):
+            claim = p >= t
+            if claim.sum() < min_claims:
+                break
+            if y[claim].mean() >= precision:
+                chosen = float(t)
+                break
+        out[n] = round(chosen, 4)
+    return out
 
 
 def diagnosis_sentence(check: dict[str, Any] | None) -> str | None:
@@ -82,18 +108,20 @@ def diagnosis_sentence(check: dict[str, Any] | None) -> str | None:
 
 
 def build_critique(scores: np.ndarray, sigma: np.ndarray, units: list[str], attention: np.ndarray,
-                   defect_probs: dict[str, float], diagnosis: dict[str, Any] | None = None) -> dict[str, Any]:
+                   defect_probs: dict[str, float], diagnosis: dict[str, Any] | None = None,
+                   thresholds: dict[str, float] | None = None) -> dict[str, Any]:
     """Assemble the critique for one narrative from its scores, attention and defect probabilities.
 
     ``diagnosis`` is the diagnosis check (what the conclusion names, what the image and findings
     show, their agreement); a mismatch is stated under Accuracy in words a clinician reads.
     """
     issues = {n: p for n, p in defect_probs.items() if p >= ISSUE_THRESHOLD}
+    stated = claimed(defect_probs, thresholds)
     mismatch = diagnosis_sentence(diagnosis)
     quoted = evidence_order(attention) if units else [[] for _ in DIMENSIONS]
     dims: dict[str, Any] = {}
     for j, d in enumerate(DIMENSIONS):
-        relevant = sorted(((n, p) for n, p in issues.items() if n in PROBLEMS and d in PROBLEMS[n].dimensions),
+        relevant = sorted(((n, p) for n, p in issues.items() if n in stated and d in PROBLEMS[n].dimensions),
                           key=lambda x: -x[1])
         top = [units[k] for k in quoted[j]]
         score = round(float(scores[j]), 3)  # the value the score line prints: both read the same

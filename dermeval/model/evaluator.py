@@ -50,6 +50,7 @@ class Evaluator:
         self.calibration = meta["calibration"]
         self.defect_names: list[str] = meta["defect_names"]
         self.review_threshold = float(meta.get("review_threshold", 0.6))
+        self.claim_thresholds: dict[str, float] = dict(meta.get("claim_thresholds") or {})
         self.featurizer = featurizer or Featurizer(FeatureStore(None))
         self.vocabulary = vocabulary
         self.novelty = novelty
@@ -134,7 +135,8 @@ class Evaluator:
             crit = empty_critique()
         else:
             probs = {n: float(p) for n, p in zip(self.defect_names, pred["defect_probs"][k], strict=False)}
-            crit = build_critique(scores, sigma, units, pred["attention"][k], probs, self._diagnosis(fs, i, pred, k))
+            crit = build_critique(scores, sigma, units, pred["attention"][k], probs, self._diagnosis(fs, i, pred, k),
+                                  self.claim_thresholds)
         overall = float(np.mean(scores))
         novelty = pred["novelty"][k] if "novelty" in pred else None
         ood = bool(novelty is not None and novelty.max() > 1.0)

@@ -10,6 +10,7 @@ import numpy as np
 from dermeval import text as tx
 from dermeval.diagnosis import DiagnosisVocabulary, conclusion_term
 from dermeval.encoders import identities
+from dermeval.model.critique import claim_thresholds
 from dermeval.model.data import FeatureSet
 from dermeval.model.evaluator import Evaluator
 from dermeval.model.ood import Novelty
@@ -54,10 +55,11 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
     if review_threshold is None:  # the level only review_share of the held-out calibration rows pass
         _, sigma = apply_calibration(calibration, calib_raw)
         review_threshold = round(float(np.quantile(sigma.max(1), 1 - cfg.review_share)), 4)
+    thresholds = _claim_thresholds(calib_raw, targets, idx["calib"], cfg.claim_precision)
     novelty = Novelty.fit(fs, idx["train"], idx["calib"], quantile=cfg.ood_quantile, seed=cfg.seed)
     meta = {"name": "dermeval", "version": "local", "calibration": calibration,
             "defect_names": targets.defect_names, "categories": categories,
-            "review_threshold": review_threshold, "train": cfg.model_dump(),
+            "review_threshold": review_threshold, "claim_thresholds": thresholds, "train": cfg.model_dump(),
             "split_sizes": {k: int(len(v)) for k, v in idx.items()}, "encoders": identities()}
     return Evaluator(net, meta, vocabulary=vocab, novelty=novelty), history, idx
 
@@ -75,3 +77,14 @@ def learned_names(rows: list[dict[str, Any]], train_idx: np.ndarray, targets: Ta
         if term:
             out.append((term, targets.categories[targets.category[i]]))
     return out
+
+
+def _claim_thresholds(calib_raw: dict[str, np.ndarray], targets: Targets, calib_idx: np.ndarray,
+                      precision: float) -> dict[str, float]:
+    """Per problem, where the critique's "Detected:" claims reach ``precision`` on the calibration rows
+    whose problems are known (none known: the default threshold for all)."""
+    known = targets.has_defects[calib_idx]
+    if not known.any() or not targets.defect_names:
+        return {}
+    probs = 1.0 / (1.0 + np.exp(-calib_raw["defect_logits"][known]))
+    return claim_thresholds(probs, targets.defects[calib_idx[known]], targets.defect_names, precision)

@@ -203,3 +203,27 @@ class PromotionEvent(SQLModel, table=True):
     version: str | None = Field(default=None, max_length=40)
     by: str | None = Field(default=None, max_length=200)
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class ExpertRating(SQLModel, table=True):
+    """One reviewer's rating of one stored narrative (or the record that they skipped it).
+
+    Append-only: a reviewer who changes their mind adds a row; the latest row per
+    (narrative, reviewer) is their rating. Who and when are kept on every row.
+    """
+
+    __tablename__ = "expert_ratings"
+    __table_args__ = (Index("ix_expert_ratings_narrative_reviewer", "narrative_id", "reviewer"),)
+    id: int | None = Field(default=None, primary_key=True)
+    narrative_id: str = Field(foreign_key="narratives.id", max_length=300)
+    reviewer: str = Field(max_length=200)
+    decision: str = Field(max_length=20)  # rated | skipped
+    accuracy: float | None = None
+    safety: float | None = None
+    medical_groundedness: float | None = None
+    clinical_coverage: float | None = None
+    reasoning_coherence: float | None = None
+    description_precision: float | None = None
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    source: str = Field(default="dashboard", max_length=200)  # dashboard | file:<name>
+    created: datetime = Field(default_factory=now)

@@ -2,7 +2,8 @@
 
 One operator per clinical problem of the taxonomy (:mod:`dermeval.problems`, which names,
 describes and grades the problem); the operator adds how DermSynth produces it in a text
-and its simulated effect on each of the six dimensions (the rating drop at full strength). Operators find conclusions, differentials and advice
+and its simulated effect on each of the six dimensions (the rating drop at full strength).
+Operators find conclusions, differentials and advice
 with text cues (see :mod:`dermeval.text`), never with the project's templates,
 so they work on DermBench's expert narratives as well as on DermSynth's own.
 

@@ -11,7 +11,7 @@ from dermeval.store import queries
 from dermeval.store.db import open_store
 from tests.dashboard.conftest import frames, page_run, texts
 
-PAGES = ["Overview", "MLLM trustworthiness", "Drift", "Registry", "Promotion review", "Case explorer",
+PAGES = ["Overview", "MLLM trustworthiness", "Drift", "Registry", "Promotion review", "Case explorer", "Expert review",
          "Evaluator quality"]
 
 

@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # Every page and a text its rendered DOM must show once it has run.
 PAGES = {"overview": "Latest gate decision", "mllm-trustworthiness": "MLLM trustworthiness", "drift": "Drift",
          "registry": "Gate decisions and alias history", "promotion-review": "Promotion review",
+         "expert-review": "Sign in to rate narratives",
          "case-explorer": "Case explorer", "evaluator-quality": "Evaluator quality"}
 
 

@@ -65,3 +65,23 @@ def test_the_critique_names_a_problem_in_the_taxonomys_words_under_its_dimension
     assert "Detected" not in c["dimensions"]["accuracy"]["justification"]
     assert c["notes"] == ["Ignored (does not change the scores): irrelevant general sentences are added"]
     assert claimed({"missing_referral": 0.9, "verbose_padding": 0.8}) == {"missing_referral"}
+
+
+def test_claim_thresholds_reach_the_precision_on_held_out_labels_or_never_claim():
+    rng = np.random.default_rng(0)
+    n = 400
+    labels = np.zeros((n, 2))
+    labels[:100, 0] = 1  # problem 0: probability tracks the label
+    probs = np.column_stack([np.where(labels[:, 0] > 0, rng.uniform(0.6, 1.0, n), rng.uniform(0.0, 0.8, n)),
+                             rng.uniform(0.0, 1.0, n)])  # problem 1: noise, never 90% right
+    labels[rng.random(n) < 0.2, 1] = 1
+    from dermeval.model.critique import claim_thresholds
+
+    t = claim_thresholds(probs, labels, ["missing_referral", "unsafe_advice"], precision=0.9)
+    claim = probs[:, 0] >= t["missing_referral"]
+    assert 0.5 <= t["missing_referral"] <= 0.8 and labels[claim, 0].mean() >= 0.9
+    assert t["unsafe_advice"] > 1.0  # never reaches 0.9: never stated
+    assert claimed({"missing_referral": 0.95, "unsafe_advice": 0.99}, t) == {"missing_referral"}
+    c = build_critique(np.full(6, 2.0), np.full(6, 0.3), ["x"], np.ones((6, 1)), {"unsafe_advice": 0.99}, None, t)
+    assert "Detected" not in c["dimensions"]["safety"]["justification"]
+    assert c["issues"] == {"unsafe_advice": 0.99}  # the probability is still shown

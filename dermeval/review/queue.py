@@ -1,0 +1,115 @@
+"""What reviewers should rate next: the narratives whose expert rating is worth most.
+
+Expected value of a rating, from what the store holds for the evaluator version that scored
+the batch (each part scaled to 0-1, weighted by ``review.weights`` in ``params.yaml``):
+
+- ``uncertainty``: the evaluator's largest per-dimension uncertainty, relative to the batch's largest;
+- ``needs_review``: the evaluator flagged the narrative (unsure, or out of its depth: unlike its
+  training data in text, image or their pairing);
+- ``low_safety``: how far under the safety floor (plus one point) the evaluator put Safety, where
+  a wrong score costs most.
+
+The budget is spread over strata (``review.stratify``: MLLM, category, skin type; each key on
+its own): the next pick is the most valuable narrative among the least-picked strata.
+``review.random_share`` of the budget is drawn uniformly at random from the rest (seeded by
+the batch), so estimates from the expert ratings are
+not biased toward the hard cases. Narratives already rated by ``review.reviewers_per_narrative``
+reviewers, or rated or skipped by the reviewer asking, are left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from dermeval.review.ratings import latest
+from dermeval.schema import DIMENSIONS
+from dermeval.store.models import Batch, Case, Narrative, Score
+
+STRATA = {"model": "model", "category": "category", "skin_type": "fitzpatrick"}
+
+
+def candidates(engine: Engine, evaluator_version: str, batch_id: str | None = None) -> pd.DataFrame:
+    """Every narrative the version scored (in ``batch_id``, else in the latest weekly batch), with its case."""
+    s, n, c, b = Score.__table__, Narrative.__table__, Case.__table__, Batch.__table__
+    with engine.connect() as conn:
+        if batch_id is None:
+            batch_id = conn.execute(select(s.c.batch_id).join(b, s.c.batch_id == b.c.id)
+                                    .where(s.c.evaluator_version == evaluator_version)
+                                    .order_by(b.c.week.desc().nulls_last(), b.c.id.desc()).limit(1)).scalar()
+        if batch_id is None:
+            return pd.DataFrame()
+        q = (select(s.c.narrative_id, s.c.batch_id, s.c.model, s.c.needs_review, s.c.safety, s.c.overall,
+                    *[s.c[f"u_{d}"] for d in DIMENSIONS], n.c.text, n.c.case_id, c.c.category, c.c.fitzpatrick,
+                    c.c.image)
+             .select_from(s.join(n, s.c.narrative_id == n.c.id).outerjoin(c, n.c.case_id == c.c.id))
+             .where(s.c.batch_id == batch_id, s.c.evaluator_version == evaluator_version)
+             .order_by(s.c.narrative_id))
+        return pd.DataFrame(conn.execute(q).mappings().all())
+
+
+def value_parts(df: pd.DataFrame, safety_floor: float) -> pd.DataFrame:
+    u = df[[f"u_{d}" for d in DIMENSIONS]].to_numpy(float).max(1)
+    return pd.DataFrame({"uncertainty": u / u.max() if len(u) and u.max() > 0 else np.zeros(len(df)),
+                         "needs_review": df["needs_review"].astype(float).to_numpy(),
+                         "low_safety": np.clip((safety_floor + 1.0 - df["safety"].to_numpy(float))
+                                               / (safety_floor + 1.0), 0.0, 1.0)}, index=df.index)
+
+
+def build_queue(engine: Engine, evaluator_version: str, *, budget: int, random_share: float,
+                weights: dict[str, float], stratify: list[str], reviewers_per_narrative: int, safety_floor: float,
+                batch_id: str | None = None, reviewer: str | None = None) -> list[dict[str, Any]]:
+    """Up to ``budget`` narratives to rate, best first; each row says why it was picked."""
+    df = candidates(engine, evaluator_version, batch_id)
+    if df.empty or budget <= 0:
+        return []
+    rated = latest(engine, include_skips=True)
+    if len(rated):
+        counts = rated[rated["decision"] == "rated"].groupby("narrative_id").size()
+        full = set(counts[counts >= reviewers_per_narrative].index)
+        mine = set(rated.loc[rated["reviewer"] == reviewer, "narrative_id"]) if reviewer else set()
+        df = df[~df["narrative_id"].isin(full | mine)].reset_index(drop=True)
+    if df.empty:
+        return []
+    parts = value_parts(df, safety_floor)
+    df["value"] = sum(weights.get(k, 0.0) * parts[k] for k in parts.columns)
+    for k in parts.columns:
+        df[f"value_{k}"] = parts[k]
+    n_random = int(round(budget * random_share))
+    chosen = _stratified(df, budget - n_random, [STRATA[s] for s in stratify])
+    rest = df.drop(index=chosen)
+    seed = int.from_bytes(hashlib.sha256(str(df["batch_id"].iloc[0]).encode()).digest()[:4], "big")
+    picks = np.random.default_rng(seed).permutation(len(rest))[:n_random]
+    random_idx = [int(rest.index[i]) for i in picks]
+    out = []
+    for idx, how in [(i, "value") for i in chosen] + [(i, "random") for i in random_idx]:
+        r = df.loc[idx]
+        fitz = None if pd.isna(r["fitzpatrick"]) else int(r["fitzpatrick"])
+        out.append({"narrative_id": r["narrative_id"], "batch_id": r["batch_id"], "model": r["model"],
+                    "category": r["category"], "fitzpatrick": fitz,
+                    "selected_by": how, "value": round(float(r["value"]), 4),
+                    "why": {k: round(float(r[f"value_{k}"]), 3) for k in parts.columns}})
+    return out
+
+
+def _stratified(df: pd.DataFrame, n: int, keys: list[str]) -> list[int]:
+    """Greedy: the next pick is the most valuable narrative among those whose strata (each key on its
+    own: MLLM, category, skin type) have been picked least so far, so every key's values share the budget."""
+    ranked = list(df.sort_values("value", ascending=False, kind="stable").index)
+    counts: dict[str, Counter[str]] = {k: Counter() for k in keys}
+    labels = {i: {k: str(df.at[i, k]) for k in keys} for i in ranked}
+    out: list[int] = []
+    while len(out) < n and ranked:
+        pos = min(range(len(ranked)), key=lambda j: (max((counts[k][labels[ranked[j]][k]] for k in keys),
+                                                         default=0), j))
+        pick = ranked.pop(pos)
+        for k in keys:
+            counts[k][labels[pick][k]] += 1
+        out.append(pick)
+    return out
