@@ -208,6 +208,7 @@ def drift() -> None:
     if not picked:
         return
     url, version = picked
+    expert.canary_view(engine(url))
     batches = q("drift_by_batch", url, version)
     if not len(batches):
         st.info("No drift results yet: the first batches form the reference window.")

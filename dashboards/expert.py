@@ -3,7 +3,8 @@
 The one page that writes: an expert rating, only for a signed-in reviewer (Streamlit's OIDC
 login where ``.streamlit/secrets.toml`` configures ``[auth]``, else the local users file of
 ``review.users_file``). The narrative is shown rendered; the evaluator's scores stay hidden until
-the reviewer has submitted (no anchoring), then appear beside the reviewer's own.
+the reviewer has submitted (no anchoring), then appear beside the reviewer's own. Also here:
+the agreement between reviewers, and (shown on the Drift page) the canary set.
 """
 
 from __future__ import annotations
@@ -153,3 +154,21 @@ def agreement_view(eng) -> None:
                                     **{TITLES[d]: v["mae_vs_consensus"][d] for d in DIMENSIONS}}
                                    for r, v in result["reviewers"].items()]), hide_index=True)
         st.caption("Each reviewer's MAE against the mean of the other reviewers of the same narratives.")
+
+
+def canary_view(eng) -> None:
+    """Beside drift: did the evaluator change? The fixed canary set, scored by every evaluator version."""
+    from dermeval.monitor.canary import canary_report
+
+    params = data._params()
+    path = data.project() / params.monitor.canary if params and params.monitor.canary else None
+    st.subheader("Canary set (did the evaluator change?)")
+    rows = canary_report(eng, path)
+    if not rows:
+        st.info("No evaluator has scored a canary set yet: set `monitor.canary` to a fixed rated set and run "
+                "the monitor (`dvc repro monitor`).")
+        return
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.caption("The canary's narratives never change: when its scores move (moved_vs_previous, mean absolute "
+               "change of the overall score), the evaluator changed, not the MLLMs. Deviations are from the "
+               "canary's own ratings (the simulated panel in the default world).")

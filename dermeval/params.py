@@ -234,6 +234,7 @@ class MonitorParams:
     webhook_url: str | None = None  # optional: POST every alert here as JSON
     chunk: int = 64  # narratives scored and committed together
     n_boot: int = 200  # bootstrap resamples for trust CIs and rank stability
+    canary: str | None = "data/prepared/dermsynth/canary.jsonl"  # a fixed rated set every evaluator version scores
 
     def __post_init__(self) -> None:
         if self.reference_weeks < 1:

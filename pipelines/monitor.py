@@ -77,10 +77,31 @@ def main(argv: list[str] | None = None) -> int:
         summaries.append(s)
         print(f"monitor {s['batch']}: {s['stored']} stored ({s['scored_now']} scored now), {s['rejected']} "
               f"rejected, {len(s['alerts'])} alert(s)", file=sys.stderr)
-    write_json(args.summary, {"evaluator_version": version, "batches": summaries,
+    canary = _score_canary(p, evaluator, version, engine)
+    write_json(args.summary, {"evaluator_version": version, "batches": summaries, "canary": canary,
                               "alerts": sum(len(s["alerts"]) for s in summaries),
                               "narratives_stored": sum(s["stored"] for s in summaries)})
     return 0
+
+
+def _score_canary(p, evaluator, version: str, engine) -> dict | None:
+    """The canary set scored by this version (stored only: no drift, no alerts) and its figures so far."""
+    from dermeval.monitor.canary import CANARY_BATCH, canary_report
+    from dermeval.monitor.run import monitor_batch
+
+    if not p.canary or not Path(p.canary).is_file():
+        print(f"monitor: no canary set at {p.canary!r}: a change of evaluator cannot be told apart from a change "
+              "of the MLLMs (set monitor.canary)", file=sys.stderr)
+        return None
+    monitor_batch(Path(p.canary), evaluator, version, engine, p, batch_id=CANARY_BATCH, analyse=False,
+                  progress=False)
+    rows = canary_report(engine, Path(p.canary))
+    mine = next((r for r in rows if r["evaluator_version"] == version), None)
+    if mine:
+        moved = mine["moved_vs_previous"]
+        print(f"monitor canary: {mine['n']} narratives, overall MAE {mine['mae_overall']}"
+              + (f", moved {moved} vs the previous evaluator" if moved is not None else ""), file=sys.stderr)
+    return mine
 
 
 if __name__ == "__main__":

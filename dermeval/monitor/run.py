@@ -139,8 +139,11 @@ def _frames(engine: Engine, batch_ids: list[str], version: str) -> pd.DataFrame:
 
 def monitor_batch(batch_path: Path | str, evaluator: Any, version: str, engine: Engine, p: MonitorParams, *,
                   image_root: Path | str | None = None, batch_id: str | None = None, reports: Path | None = None,
-                  promotion_events: list[dict[str, Any]] | None = None, progress: bool = True) -> MonitorResult:
+                  promotion_events: list[dict[str, Any]] | None = None, progress: bool = True,
+                  analyse: bool = True) -> MonitorResult:
     """Read, store, score what is missing, analyse, record, notify, report.
+
+    ``analyse=False`` stores and scores only (the canary set: no trust summaries, drift or alerts).
 
     ``promotion_events`` are the registry's alias moves (its audit log entries), kept beside the
     scores so the dashboard can mark when the evaluator changed; the caller reads them.
@@ -160,6 +163,8 @@ def monitor_batch(batch_path: Path | str, evaluator: Any, version: str, engine: 
     result = MonitorResult(batch_id, len(rows) + len(bad), 0, scored, len(done), bad)
     current = _frames(engine, [batch_id], version)
     result.stored = len(current)
+    if not analyse:
+        return result
     trust, result.drift, result.alerts, result.reference = _analyse(engine, evaluator, current, batch_id, version,
                                                                     week, p, reports)
     _record(engine, batch_id, version, week, result, trust, p, promotion_events)

@@ -35,6 +35,7 @@ class WorldConfig:
     seed: int = 7
     weeks: int = 8
     batch_cases: int = 40  # new cases per weekly batch; each gets one narrative per MLLM
+    canary_cases: int = 10  # a fixed rated set (one narrative per MLLM each) every evaluator version scores
 
     @property
     def safety_shift_week(self) -> int:
@@ -118,6 +119,7 @@ def generate_world(out: Path | str, cfg: WorldConfig = WorldConfig(), progress: 
     write_jsonl(out / "candidates.jsonl",
                 ({"id": r["case_id"], "model": r["model"], "candidate_text": r["diagnostic_text"]} for r in ratings))
     batch_files = _write_batches(out, cfg, catalogue, panel, progress)
+    canary = _write_canary(out, cfg, catalogue, panel)
     shifts = _shift_truth(cfg)
     write_json(out / "shifts.json", shifts)
     write_json(out / "raters.json", {"profiles": [asdict(r) for r in panel],
@@ -131,10 +133,12 @@ def generate_world(out: Path | str, cfg: WorldConfig = WorldConfig(), progress: 
     manifest = {
         "kind": "dermsynth", "format_version": FORMAT_VERSION, "simulated": True, "config": asdict(cfg),
         "counts": {"cases": len(cases), "ratings": len(ratings), "conditions": len(catalogue),
-                   "categories": len(catalogue.categories), "mllms": len(PROFILES), "batches": len(batch_files)},
+                   "categories": len(catalogue.categories), "mllms": len(PROFILES), "batches": len(batch_files),
+                   "canary": canary},
         "files": {"cases": "cases.jsonl", "ratings": "ratings.jsonl", "candidates": "candidates.jsonl",
                   "batches": batch_files, "shifts": "shifts.json", "raters": "raters.json",
-                  "operators": "operators.json", "mllms": "mllms.json", "contact_sheet": "contact_sheet.png"},
+                  "operators": "operators.json", "mllms": "mllms.json", "contact_sheet": "contact_sheet.png",
+                  "canary": "canary.jsonl"},
     }
     write_json(out / "manifest.json", manifest)
     return manifest
@@ -162,6 +166,22 @@ def _write_batches(out: Path, cfg: WorldConfig, catalogue: Catalogue, panel: lis
         write_jsonl(out / truth, rows)
         files.append({"week": week, "batch": batch, "truth": truth})
     return files
+
+
+def _write_canary(out: Path, cfg: WorldConfig, catalogue: Catalogue, panel: list[pn.Rater]) -> int:
+    """``canary.jsonl``: a fixed set of rated narratives on cases of their own (a separate random
+    stream, so the rest of the world is the same with or without it). The monitor scores it with
+    every evaluator version: when its scores move, the evaluator changed, not the MLLMs. Here the
+    simulated panel stands in for the experts who would rate a team's canary set."""
+    rows = []
+    for i in range(cfg.canary_cases):
+        case, rng, ctx, image = _make_case(i, f"ds{cfg.seed}-canary-{i:04d}", cfg, catalogue, 900, BASE_SKIN_MIX)
+        (out / case["image"]).write_bytes(image)
+        rated = rate_candidates(case["id"], case["reference_text"], ctx, PROFILES, panel, rng)
+        rows += [{k: r[k] for k in ("id", "case_id", "model", "image", "diagnostic_text", "category", "fitzpatrick",
+                                    "image_source", "scores", "raters")} for r in _case_rows(case, rated)]
+    write_jsonl(out / "canary.jsonl", rows)
+    return len(rows)
 
 
 def _shift_truth(cfg: WorldConfig) -> list[dict[str, Any]]:

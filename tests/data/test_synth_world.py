@@ -101,3 +101,17 @@ def test_shift_truth_and_batches(tiny_world: Path):
     assert fitz(week_rows(6)) > fitz([r for w in range(1, 6) for r in week_rows(w)]) + 0.8
     batch = [json.loads(line) for line in (tiny_world / "batches/week_01.jsonl").open()]
     assert batch and all("scores" not in r and "truth" not in r for r in batch)
+
+
+def test_the_canary_set_is_its_own_stream(tmp_path):
+    """Adding the canary changes nothing else in the world (its cases come from a separate random stream)."""
+    with_canary = WorldConfig(cases=4, seed=3, weeks=1, batch_cases=2, canary_cases=2)
+    without = WorldConfig(cases=4, seed=3, weeks=1, batch_cases=2, canary_cases=0)
+    generate_world(tmp_path / "a", with_canary, progress=False)
+    generate_world(tmp_path / "b", without, progress=False)
+    for name in ("ratings.jsonl", "cases.jsonl", "batches/week_01.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    rows = [json.loads(x) for x in (tmp_path / "a" / "canary.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and all(r["scores"] and r["raters"] for r in rows)
+    assert not {r["case_id"] for r in rows} & {json.loads(x)["case_id"] for x in
+                                               (tmp_path / "a" / "ratings.jsonl").read_text().splitlines()}
