@@ -4,6 +4,9 @@ Each section is a frozen dataclass (``train``: the pydantic :class:`TrainConfig`
 key, a missing key or section, or a value of the wrong type is rejected with a message that
 names the key: ``params.yaml`` names every value. The dataclasses' own defaults serve only code
 that builds a section by hand (tests); a test holds them equal to the project's ``params.yaml``.
+
+Longer than 300 lines: one dataclass per section of ``params.yaml`` with its checks; the file is
+the schema of ``params.yaml`` and reads best whole, in the order of the file it checks.
 """
 
 from __future__ import annotations

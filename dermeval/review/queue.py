@@ -77,25 +77,34 @@ def build_queue(engine: Engine, evaluator_version: str, *, budget: int, random_s
         df = df[~df["narrative_id"].isin(full | mine)].reset_index(drop=True)
     if df.empty:
         return []
-    parts = value_parts(df, safety_floor)
-    df["value"] = sum(weights.get(k, 0.0) * parts[k] for k in parts.columns)
-    for k in parts.columns:
-        df[f"value_{k}"] = parts[k]
-    n_random = int(round(budget * random_share))
-    chosen = _stratified(df, budget - n_random, [STRATA[s] for s in stratify])
-    rest = df.drop(index=chosen)
     seed = int.from_bytes(hashlib.sha256(str(df["batch_id"].iloc[0]).encode()).digest()[:4], "big")
-    picks = np.random.default_rng(seed).permutation(len(rest))[:n_random]
-    random_idx = [int(rest.index[i]) for i in picks]
+    picked = select_rows(df, budget=budget, random_share=random_share, weights=weights,
+                         strata=[STRATA[s] for s in stratify], safety_floor=safety_floor, seed=seed)
+    parts = [c.removeprefix("value_") for c in df.columns if c.startswith("value_")]
     out = []
-    for idx, how in [(i, "value") for i in chosen] + [(i, "random") for i in random_idx]:
+    for idx, how in picked:
         r = df.loc[idx]
         fitz = None if pd.isna(r["fitzpatrick"]) else int(r["fitzpatrick"])
         out.append({"narrative_id": r["narrative_id"], "batch_id": r["batch_id"], "model": r["model"],
                     "category": r["category"], "fitzpatrick": fitz,
                     "selected_by": how, "value": round(float(r["value"]), 4),
-                    "why": {k: round(float(r[f"value_{k}"]), 3) for k in parts.columns}})
+                    "why": {k: round(float(r[f"value_{k}"]), 3) for k in parts}})
     return out
+
+
+def select_rows(df: pd.DataFrame, *, budget: int, random_share: float, weights: dict[str, float],
+                strata: list[str], safety_floor: float, seed: int) -> list[tuple[int, str]]:
+    """The queue's choice among ``df``'s rows (the store's score columns): ``(index, "value" | "random")``,
+    value picks first. Adds the ``value`` and ``value_<part>`` columns to ``df``."""
+    parts = value_parts(df, safety_floor)
+    df["value"] = sum(weights.get(k, 0.0) * parts[k] for k in parts.columns)
+    for k in parts.columns:
+        df[f"value_{k}"] = parts[k]
+    n_random = int(round(budget * random_share))
+    chosen = _stratified(df, budget - n_random, strata)
+    rest = df.drop(index=chosen)
+    picks = np.random.default_rng(seed).permutation(len(rest))[:n_random]
+    return [(i, "value") for i in chosen] + [(int(rest.index[i]), "random") for i in picks]
 
 
 def _stratified(df: pd.DataFrame, n: int, keys: list[str]) -> list[int]:
