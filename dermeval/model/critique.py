@@ -74,25 +74,39 @@ def claimed(defect_probs: dict[str, float], thresholds: dict[str, float] | None 
 
 
 def claim_thresholds(probs: np.ndarray, labels: np.ndarray, names: list[str], precision: float,
-                     min_claims: int = 10) -> dict[str, float]:
+                     min_claims: int = 10, groups: np.ndarray | None = None) -> dict[str, float]:
     """Per problem, the lowest probability from which claims reach ``precision`` on labelled held-out
     rows (the calibration split): the critique then says "Detected" only where it is right that
-    often. A problem that never reaches it gets a threshold above 1: it is never claimed (its
-    probability still shows under ``issues``). Candidates start at ISSUE_THRESHOLD and need
-    ``min_claims`` claims to count."""
+    often. With ``groups`` (the rows' sources, e.g. DermSynth and real DermBench text) the claims
+    must reach it in every group that holds enough of them: the strictest group's threshold. A
+    problem that never reaches it gets a threshold above 1: it is never claimed (its probability
+    still shows under ``issues``). Candidates start at ISSUE_THRESHOLD; a group needs ``min_claims``
+    claims at a threshold for it to count."""
+    groups = np.zeros(len(probs), int) if groups is None else np.asarray(groups)
     out = {}
     for j, n in enumerate(names):
-        p, y = probs[:, j], labels[:, j] > 0.5
-        chosen = 1.01
-        for t in np.unique(np.concatenate([[ISSUE_THRESHOLD], p[p >= ISSUE_THRESHOLD]])):
-            claim = p >= t
-            if claim.sum() < min_claims:
-                break
-            if y[claim].mean() >= precision:
-                chosen = float(t)
-                break
-        out[n] = round(chosen, 4)
+        found = [t for g in np.unique(groups) if (t := _lowest_precise(probs[groups == g, j],
+                                                                      labels[groups == g, j] > 0.5,
+                                                                      precision, min_claims)) is not None]
+        out[n] = round(max(found), 4) if found else NEVER
     return out
+
+
+NEVER = 1.01  # a claim threshold no probability reaches
+
+
+def _lowest_precise(p: np.ndarray, y: np.ndarray, precision: float, min_claims: int) -> float | None:
+    """The lowest threshold whose claims reach ``precision``; NEVER when none does; None when the
+    rows hold too few claims to tell."""
+    if (p >= ISSUE_THRESHOLD).sum() < min_claims:
+        return None
+    for t in np.unique(np.concatenate([[ISSUE_THRESHOLD], p[p >= ISSUE_THRESHOLD]])):
+        claim = p >= t
+        if claim.sum() < min_claims:
+            break
+        if y[claim].mean() >= precision:
+            return float(t)
+    return NEVER
 
 
 def diagnosis_sentence(check: dict[str, Any] | None) -> str | None:

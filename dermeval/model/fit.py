@@ -55,7 +55,8 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
     if review_threshold is None:  # the level only review_share of the held-out calibration rows pass
         _, sigma = apply_calibration(calibration, calib_raw)
         review_threshold = round(float(np.quantile(sigma.max(1), 1 - cfg.review_share)), 4)
-    thresholds = _claim_thresholds(calib_raw, targets, idx["calib"], cfg.claim_precision)
+    thresholds = _claim_thresholds(calib_raw, targets, idx["calib"], cfg.claim_precision,
+                                   np.array([str(rows[i].get("source", "")) for i in idx["calib"]]))
     novelty = Novelty.fit(fs, idx["train"], idx["calib"], quantile=cfg.ood_quantile, seed=cfg.seed)
     meta = {"name": "dermeval", "version": "local", "calibration": calibration,
             "defect_names": targets.defect_names, "categories": categories,
@@ -80,11 +81,13 @@ def learned_names(rows: list[dict[str, Any]], train_idx: np.ndarray, targets: Ta
 
 
 def _claim_thresholds(calib_raw: dict[str, np.ndarray], targets: Targets, calib_idx: np.ndarray,
-                      precision: float) -> dict[str, float]:
+                      precision: float, sources: np.ndarray) -> dict[str, float]:
     """Per problem, where the critique's "Detected:" claims reach ``precision`` on the calibration rows
-    whose problems are known (none known: the default threshold for all)."""
+    whose problems are known, in each data source (real text as well as DermSynth); none known: the
+    default threshold for all."""
     known = targets.has_defects[calib_idx]
     if not known.any() or not targets.defect_names:
         return {}
     probs = 1.0 / (1.0 + np.exp(-calib_raw["defect_logits"][known]))
-    return claim_thresholds(probs, targets.defects[calib_idx[known]], targets.defect_names, precision)
+    return claim_thresholds(probs, targets.defects[calib_idx[known]], targets.defect_names, precision,
+                            groups=sources[known])

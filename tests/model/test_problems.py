@@ -85,3 +85,24 @@ def test_claim_thresholds_reach_the_precision_on_held_out_labels_or_never_claim(
     c = build_critique(np.full(6, 2.0), np.full(6, 0.3), ["x"], np.ones((6, 1)), {"unsafe_advice": 0.99}, None, t)
     assert "Detected" not in c["dimensions"]["safety"]["justification"]
     assert c["issues"] == {"unsafe_advice": 0.99}  # the probability is still shown
+
+
+def test_claims_must_be_precise_on_every_source_that_can_tell():
+    """Precise on DermSynth but not on real text: the strictest source decides; a source with too few
+    claims to tell does not."""
+    from dermeval.model.critique import claim_thresholds
+
+    rng = np.random.default_rng(1)
+    n = 300
+    synth_y = (rng.random(n) < 0.3).astype(float)
+    synth_p = np.where(synth_y > 0, rng.uniform(0.6, 1.0, n), rng.uniform(0.0, 0.55, n))
+    real_y = (rng.random(n) < 0.3).astype(float)
+    real_p = np.where(real_y > 0, rng.uniform(0.6, 1.0, n), rng.uniform(0.0, 0.85, n))  # false alarms up to 0.85
+    probs = np.concatenate([synth_p, real_p])[:, None]
+    labels = np.concatenate([synth_y, real_y])[:, None]
+    groups = np.array(["dermsynth"] * n + ["dermbench"] * n)
+    synth_only = claim_thresholds(probs[:n], labels[:n], ["truncation"], 0.9)["truncation"]
+    both = claim_thresholds(probs, labels, ["truncation"], 0.9, groups=groups)["truncation"]
+    assert synth_only < both and both > 0.7
+    few = np.array(["dermsynth"] * n + ["dermbench"] * 3 + ["dermsynth"] * (n - 3))  # 3 real rows: cannot tell
+    assert claim_thresholds(probs, labels, ["truncation"], 0.9, groups=few)["truncation"] < both

@@ -32,8 +32,9 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def test_dvc_repro_twice(tmp_path: Path):
     work = tmp_path / "proj"
     work.mkdir()
-    for name in ("dvc.yaml", "pipelines", "dermeval", "registry"):
+    for name in ("dvc.yaml", "pipelines", "dermeval", "registry", "data/feedback"):
         src = REPO / name
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copyfile)(src, work / name)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["prepare"].update(cases=46, weeks=2, batch_cases=3)
@@ -109,6 +110,26 @@ def test_dvc_repro_twice(tmp_path: Path):
                and not line.startswith((" ", "\t"))]
     assert {"train", "evaluate"} <= set(changed) and "records.jsonl" in status.stdout, status.stdout
     records.write_text("\n".join(lines) + "\n")
+
+    # Expert ratings exported to data/feedback: prepare merges them and the evaluator retrains on them.
+    rated = {**json.loads(lines[1]), "id": "expert-1", "scores": dict.fromkeys(row["scores"], 2.0),
+             "raters": {"ana": dict.fromkeys(row["scores"], 2.0)}, "feedback": {"batch": "week_01", "reviewers": 1}}
+    (work / "data/feedback/images").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(work / "data/prepared" / rated["image"], work / "data/feedback/images/expert-1.png")
+    rated["image"] = "images/expert-1.png"
+    for key in ("source", "truth", "rationale"):
+        rated.pop(key, None)
+    (work / "data/feedback/records.jsonl").write_text(json.dumps(rated, sort_keys=True) + "\n")
+    status = _run([dvc, "status", "prepare"], work)
+    assert "data/feedback" in status.stdout, status.stdout
+    retrain = _run([dvc, "repro", "train"], work)
+    assert retrain.returncode == 0, retrain.stderr[-2000:]
+    assert "Running stage 'train'" in retrain.stdout
+    manifest = json.loads((work / "data/prepared/manifest.json").read_text())
+    assert manifest["records"] == 46 * 6 + 1 and manifest["feedback"] == {"records": 1, "ratings": 1,
+                                                                         "batches": ["week_01"]}
+    again = _run([dvc, "repro", "train"], work)  # the same ratings: nothing reruns
+    assert "Running stage" not in again.stdout, again.stdout
 
     # An experiment with another training param, under bounds it passes: it still must not promote.
     # A 3-epoch model may regress against the champion; not the point here.
