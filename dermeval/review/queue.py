@@ -10,7 +10,8 @@ the batch (each part scaled to 0-1, weighted by ``review.weights`` in ``params.y
   a wrong score costs most.
 
 The budget is spread over strata (``review.stratify``: MLLM, category, skin type; each key on
-its own): the next pick is the most valuable narrative among the least-picked strata.
+its own): each pick comes from the least-picked strata, drawn with probability proportional to
+its value (the most extreme narratives alone teach the next version little about the rest).
 ``review.random_share`` of the budget is drawn uniformly at random from the rest (seeded by
 the batch), so estimates from the expert ratings are
 not biased toward the hard cases. Narratives already rated by ``review.reviewers_per_narrative``
@@ -101,24 +102,29 @@ def select_rows(df: pd.DataFrame, *, budget: int, random_share: float, weights: 
     for k in parts.columns:
         df[f"value_{k}"] = parts[k]
     n_random = int(round(budget * random_share))
-    chosen = _stratified(df, budget - n_random, strata)
+    rng = np.random.default_rng(seed)
+    chosen = _stratified(df, budget - n_random, strata, rng)
     rest = df.drop(index=chosen)
-    picks = np.random.default_rng(seed).permutation(len(rest))[:n_random]
+    picks = rng.permutation(len(rest))[:n_random]
     return [(i, "value") for i in chosen] + [(int(rest.index[i]), "random") for i in picks]
 
 
-def _stratified(df: pd.DataFrame, n: int, keys: list[str]) -> list[int]:
-    """Greedy: the next pick is the most valuable narrative among those whose strata (each key on its
-    own: MLLM, category, skin type) have been picked least so far, so every key's values share the budget."""
-    ranked = list(df.sort_values("value", ascending=False, kind="stable").index)
+def _stratified(df: pd.DataFrame, n: int, keys: list[str], rng: np.random.Generator) -> list[int]:
+    """Each pick comes from the strata picked least so far (each key on its own: MLLM, category, skin
+    type), drawn with probability proportional to its value: the valuable narratives are favoured
+    without the budget going only to the most extreme ones, which would teach the next version
+    little about the rest. Returned best first."""
+    pool = list(df.index)
     counts: dict[str, Counter[str]] = {k: Counter() for k in keys}
-    labels = {i: {k: str(df.at[i, k]) for k in keys} for i in ranked}
+    labels = {i: {k: str(df.at[i, k]) for k in keys} for i in pool}
     out: list[int] = []
-    while len(out) < n and ranked:
-        pos = min(range(len(ranked)), key=lambda j: (max((counts[k][labels[ranked[j]][k]] for k in keys),
-                                                         default=0), j))
-        pick = ranked.pop(pos)
+    while len(out) < n and pool:
+        load = [max((counts[k][labels[i][k]] for k in keys), default=0) for i in pool]
+        least = [i for i, x in zip(pool, load, strict=True) if x == min(load)]
+        w = df.loc[least, "value"].to_numpy(float) + 1e-3
+        pick = least[int(rng.choice(len(least), p=w / w.sum()))]
+        pool.remove(pick)
         for k in keys:
             counts[k][labels[pick][k]] += 1
         out.append(pick)
-    return out
+    return sorted(out, key=lambda i: -float(df.at[i, "value"]))

@@ -70,7 +70,7 @@ def test_the_queue_ranks_by_value_spreads_over_strata_and_keeps_a_random_share(s
     every = candidates(store["engine"], "fake/v1")
     parts = value_parts(every, 2.5)
     value = parts["uncertainty"] + 0.5 * parts["needs_review"] + parts["low_safety"]
-    assert valued[0]["value"] == pytest.approx(float(value.max()), abs=1e-3)  # the most valuable first
+    assert [q["value"] for q in valued] == sorted((q["value"] for q in valued), reverse=True)  # best first
     assert np.mean([q["value"] for q in valued]) > float(value.mean())  # value picks beat the batch's average
     again = build_queue(store["engine"], "fake/v1", budget=12, **Q)
     assert again == queue  # seeded by the batch: the same queue for everyone asking
