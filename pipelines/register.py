@@ -236,14 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     from registry.mlflow_registry import masked
 
     data = params.data
-    inputs = read_inputs(Path(args.reports), Path(args.model), Path(data.prepared))
-    compare = champion_comparer(Path(args.records or Path(data.prepared) / "records.jsonl"),
-                                Path(args.features or Path(data.features) / "features.npz"),
-                                Path(args.splits or data.splits), Path(args.model), params.register.model_name,
-                                params, Path(args.sets) if args.sets else None)
     commit, experiment = _git("rev-parse", "HEAD"), os.environ.get("DVC_EXP_NAME") or None
     try:
-        registry, uri, seen_champion = open_registry(params)
+        registry, uri, seen_champion = open_registry(params)  # first: an unreadable registry stops everything
+        inputs = read_inputs(Path(args.reports), Path(args.model), Path(data.prepared))
+        compare = champion_comparer(Path(args.records or Path(data.prepared) / "records.jsonl"),
+                                    Path(args.features or Path(data.features) / "features.npz"),
+                                    Path(args.splits or data.splits), Path(args.model), params.register.model_name,
+                                    params, Path(args.sets) if args.sets else None)
         with mlflow.start_run(run_name=run_name(experiment, commit, changed_params(args.params))) as run:
             try:
                 log_run(inputs, params, Path(args.reports), commit)

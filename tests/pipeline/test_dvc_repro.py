@@ -133,9 +133,9 @@ def test_dvc_repro_twice(tmp_path: Path):
 
     # An experiment with another training param, under bounds it passes: it still must not promote.
     # A 3-epoch model may regress against the champion; not the point here.
-    params["gate"].update(overall_max=5.0, paired={
-        "overall_margin": 5.0, "slice_margin": 5.0, "unsafe_recall_margin": None,
-        "dimension_margin": dict.fromkeys(params["gate"]["dimension_max"], 5.0)})
+    params["gate"]["overall_max"] = 5.0
+    params["gate"]["paired"].update(overall_margin=5.0, slice_margin=5.0, unsafe_recall_margin=None,
+                                    dimension_margin=dict.fromkeys(params["gate"]["dimension_max"], 5.0))
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "tiny project"]):
         assert _run(cmd, work).returncode == 0

@@ -6,12 +6,14 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import yaml
 from mlflow.exceptions import MlflowException
 from typer.testing import CliRunner
 
 from dermeval.cli import app
 from dermeval.params import GateParams
 from registry.mlflow_registry import CHAMPION, Registry, TrackingUnavailable
+from tests.conftest import REPO
 from tests.registry.helpers import make_report, new_version
 
 
@@ -73,7 +75,9 @@ def test_gate_refuses_to_promote_when_the_champion_cannot_be_read(tmp_path, monk
 def test_registry_status_exits_non_zero_when_it_cannot_read(failing_server, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", failing_server)
     params = tmp_path / "params.yaml"
-    params.write_text(f"register:\n  audit_log: {tmp_path}/audit.jsonl\n")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["register"]["audit_log"] = f"{tmp_path}/audit.jsonl"
+    params.write_text(yaml.safe_dump(raw))
     result = CliRunner().invoke(app, ["registry", "status", "--params", str(params)])
     assert result.exit_code == 2, result.output
     assert "cannot read" in result.output and "127.0.0.1" in result.output

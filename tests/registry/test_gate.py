@@ -117,9 +117,15 @@ def test_a_champion_that_cannot_be_rescored_fails_closed():
     assert decide(make_report(), P, None, None).passed
 
 
+def _merge(into: dict, change: dict) -> dict:
+    for k, v in change.items():
+        into[k] = _merge(dict(into[k]), v) if isinstance(v, dict) and isinstance(into.get(k), dict) else v
+    return into
+
+
 def _params_file(tmp_path, **gate):
     raw = yaml.safe_load(REPO_PARAMS.read_text())
-    raw["gate"].update(gate)
+    _merge(raw["gate"], gate)  # the rest of each section as the project has it: only the change is wrong
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
