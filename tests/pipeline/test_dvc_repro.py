@@ -134,7 +134,7 @@ def test_dvc_repro_twice(tmp_path: Path):
     # An experiment with another training param, under bounds it passes: it still must not promote.
     # A 3-epoch model may regress against the champion; not the point here.
     params["gate"]["overall_max"] = 5.0
-    params["gate"]["paired"].update(overall_margin=5.0, slice_margin=5.0, unsafe_recall_margin=None,
+    params["gate"]["paired"].update(overall_margin=5.0, slice_margin=5.0, unsafe_recall_margin=None, stress_margin=None,
                                     dimension_margin=dict.fromkeys(params["gate"]["dimension_max"], 5.0))
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "tiny project"]):
@@ -146,7 +146,7 @@ def test_dvc_repro_twice(tmp_path: Path):
     # The experiment proposed a version with its verdict; it did not move the champion.
     audit = [json.loads(x) for x in (work / "data/registry/audit.jsonl").read_text().splitlines()]
     gates = [a for a in audit if a["event"] == "gate"]
-    assert gates[-1]["experiment"] == "three-epochs" and gates[-1]["passed"]
+    assert gates[-1]["experiment"] == "three-epochs" and gates[-1]["passed"], json.dumps(gates[-1])[:3000]
     assert gates[-1]["version"] == str(max(int(g["version"]) for g in gates)) != "1"
     assert [a["event"] for a in audit].count("promote") == 1 and audit[-1]["event"] == "gate"
 
