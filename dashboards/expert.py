@@ -59,14 +59,9 @@ def signed_in_reviewer() -> str | None:
 
 
 def _queue(eng, version: str, reviewer: str) -> list[dict]:
-    from dermeval.review.queue import build_queue
+    from dermeval.review.queue import queue_for
 
-    params = data._params()
-    rp = params.review
-    return build_queue(eng, version, budget=rp.budget_per_week, random_share=rp.random_share,
-                       weights=vars(rp.weights), stratify=[s for s in rp.stratify.split(",") if s],
-                       reviewers_per_narrative=rp.reviewers_per_narrative, safety_floor=params.monitor.safety_floor,
-                       reviewer=reviewer)
+    return queue_for(eng, version, data._params(), reviewer=reviewer)
 
 
 def _reveal(eng, version: str, nid: str, mine: dict[str, float] | None) -> None:

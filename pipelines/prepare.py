@@ -30,21 +30,27 @@ def _rated_rows(folder: Path, source: str) -> list[dict]:
     return rows
 
 
-def _user_rows(p: PrepareParams, out: Path) -> tuple[list[dict], list[dict]]:
-    image_root = Path(p.user_image_root) if p.user_image_root else Path(p.user_records).parent
-    loaded = load_records(p.user_records, image_root=image_root)
+def _copied_records(path: Path, image_root: Path, out: Path, source: str, prefix: str) -> tuple[list[dict], list[dict]]:
+    """DermEval records from ``path`` as rows of ``source``, each image copied to ``out/prefix/`` (the
+    prepared dataset holds its own images); also the rejected rows."""
+    loaded = load_records(path, image_root=image_root)
     if loaded.source_errors:
         raise SystemExit(f"prepare: {loaded.source_errors[0]}")
     rows = []
     for rec in loaded.records:
-        row = {**rec.to_json(), "source": "user"}
+        row = {**rec.to_json(), "source": source}
         if rec.image:
-            target = out / "user" / "images" / rec.image
+            target = out / prefix / rec.image
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(resolve_under(image_root, rec.image), target)
-            row["image"] = f"user/images/{rec.image}"
+            row["image"] = f"{prefix}/{rec.image}"
         rows.append(row)
     return rows, [e.to_dict() for e in loaded.errors]
+
+
+def _user_rows(p: PrepareParams, out: Path) -> tuple[list[dict], list[dict]]:
+    image_root = Path(p.user_image_root) if p.user_image_root else Path(p.user_records).parent
+    return _copied_records(Path(p.user_records), image_root, out, "user", "user/images")
 
 
 def _feedback_rows(p: PrepareParams, out: Path) -> tuple[list[dict], list[dict]]:
@@ -52,19 +58,7 @@ def _feedback_rows(p: PrepareParams, out: Path) -> tuple[list[dict], list[dict]]
     path = Path(p.feedback_records) if p.feedback_records else None
     if path is None or not path.is_file() or path.stat().st_size == 0:
         return [], []
-    loaded = load_records(path, image_root=path.parent)
-    if loaded.source_errors:
-        raise SystemExit(f"prepare: {loaded.source_errors[0]}")
-    rows = []
-    for rec in loaded.records:
-        row = {**rec.to_json(), "source": "feedback"}
-        if rec.image:
-            target = out / "feedback" / rec.image
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(resolve_under(path.parent, rec.image), target)
-            row["image"] = f"feedback/{rec.image}"
-        rows.append(row)
-    return rows, [e.to_dict() for e in loaded.errors]
+    return _copied_records(path, path.parent, out, "feedback", "feedback")
 
 
 def resolve_source(p: PrepareParams) -> tuple[str, str]:

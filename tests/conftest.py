@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def train_config(**changes) -> TrainConfig:
     """The project's training configuration (params.yaml is its only source), with ``changes``."""
-    import yaml
+    from dermeval.params import load_params
 
-    return TrainConfig.parse(yaml.safe_load((REPO / "params.yaml").read_text("utf-8"))["train"]).with_(**changes)
+    return load_params(REPO / "params.yaml").train.with_(**changes)
 TINY = WorldConfig(cases=46, seed=11, weeks=6, batch_cases=8)
 
 

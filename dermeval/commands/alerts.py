@@ -27,10 +27,6 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _engine(store: str | None, params: Path):
-    return open_engine(store, params)
-
-
 def _who(by: str | None) -> str:
     if by:
         return by
@@ -52,7 +48,7 @@ def alerts_list(status: str | None = typer.Option("open", "--status", help="open
 
     if status not in (*ALERT_STATUSES, "all"):
         raise _fail(f"--status must be one of {', '.join(ALERT_STATUSES)} or all, got {status!r}")
-    engine = _engine(store, params)
+    engine = open_engine(store, params)
     try:
         df = alerts(engine, status=None if status == "all" else status, evaluator_version=evaluator, limit=limit)
     finally:
@@ -73,7 +69,7 @@ def _move(alert_id: int, status: str, reason: str, by: str | None, store: str | 
           as_json: bool) -> None:
     from dermeval.store.ingest import AlertError, set_alert_status
 
-    engine = _engine(store, params)
+    engine = open_engine(store, params)
     try:
         with engine.begin() as conn:
             row = set_alert_status(conn, alert_id, status, _who(by), reason)

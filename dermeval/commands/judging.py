@@ -45,13 +45,12 @@ def judge(
                                     help="openai backend: environment variable holding the API key."),
     retries: int = typer.Option(4, "--retries", min=0, help="openai backend: retries on 429, 5xx and timeouts."),
     timeout: float = typer.Option(120.0, "--timeout", help="openai backend: seconds per request."),
-    cache: Path | None = typer.Option(None, "--cache",
-                               help="openai backend: answer cache (a rerun or resumed run costs nothing; "
-                                     "default: data.judge_cache of params.yaml)."),
+    cache: Path | None = typer.Option(None, "--cache", help="openai backend: answer cache (a rerun or resumed "
+                                      "run costs nothing; default: data.judge_cache of params.yaml)."),
     calibration: Path | None = typer.Option(None, "--calibration", help="local backend: the fitted calibration "
                                             "(dvc repro judge makes it; default: data.judge of params.yaml)."),
-    feature_cache: Path | None = typer.Option(None, "--feature-cache",
-                                       help="local backend: sentence-embedding cache (default: data.feature_cache)."),
+    feature_cache: Path | None = typer.Option(None, "--feature-cache", help="local backend: sentence-embedding "
+                                              "cache (default: data.feature_cache of params.yaml)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     params: Path = PARAMS_OPT,
 ) -> None:

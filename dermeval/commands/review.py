@@ -40,20 +40,15 @@ def review_queue(
     store: str | None = STORE_OPT, params: Path = PARAMS_OPT, as_json: bool = JSON_OPT,
 ) -> None:
     """The narratives experts should rate next, by expected value, stratified, with a random share."""
-    from dermeval.review.queue import build_queue
+    from dermeval.review.queue import queue_for
 
     loaded = load(params)
-    rp = loaded.review
     engine = open_engine(store, params)
     version = evaluator or _latest_version(engine)
     if version is None:
         err("error: nothing has been scored yet (run the monitor first: `dvc repro` or `dermeval monitor`)")
         raise typer.Exit(2)
-    queue = build_queue(engine, version, budget=rp.budget_per_week if budget is None else budget,
-                        random_share=rp.random_share, weights=vars(rp.weights),
-                        stratify=[s for s in rp.stratify.split(",") if s],
-                        reviewers_per_narrative=rp.reviewers_per_narrative,
-                        safety_floor=loaded.monitor.safety_floor, batch_id=batch, reviewer=reviewer)
+    queue = queue_for(engine, version, loaded, budget=budget, batch_id=batch, reviewer=reviewer)
     if as_json:
         typer.echo(json.dumps(queue, indent=2))
         return

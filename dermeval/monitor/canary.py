@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from dermeval.formats.common import RowError, iter_jsonl
@@ -46,12 +46,10 @@ def canary_report(engine: Engine, path: Path | None) -> list[dict[str, Any]]:
          .where(s.c.batch_id == CANARY_BATCH).order_by(s.c.scored_at, s.c.id))
     with engine.connect() as conn:
         df = pd.DataFrame(conn.execute(q).mappings().all())
-        first = dict(conn.execute(select(s.c.evaluator_version, func.min(s.c.scored_at))
-                                  .where(s.c.batch_id == CANARY_BATCH).group_by(s.c.evaluator_version)).all())
     if df.empty:
         return []
     rows, previous = [], None
-    for version in sorted(first, key=lambda v: first[v]):
+    for version in df["evaluator_version"].drop_duplicates():  # rows come oldest first: first-scored order
         mine = df[df["evaluator_version"] == version].set_index("narrative_id")
         rated = [n for n in mine.index if n in truth]
         row: dict[str, Any] = {"evaluator_version": version, "n": int(len(mine)), "n_rated": len(rated),

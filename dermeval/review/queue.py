@@ -12,10 +12,10 @@ the batch (each part scaled to 0-1, weighted by ``review.weights`` in ``params.y
 The budget is spread over strata (``review.stratify``: MLLM, category, skin type; each key on
 its own): each pick comes from the least-picked strata, drawn with probability proportional to
 its value (the most extreme narratives alone teach the next version little about the rest).
-``review.random_share`` of the budget is drawn uniformly at random from the rest (seeded by
-the batch), so estimates from the expert ratings are
-not biased toward the hard cases. Narratives already rated by ``review.reviewers_per_narrative``
-reviewers, or rated or skipped by the reviewer asking, are left out.
+``review.random_share`` of the budget is drawn uniformly at random from the rest (seeded by the
+batch), so estimates from the expert ratings are not biased toward the hard cases. Narratives
+already rated by ``review.reviewers_per_narrative`` reviewers, or rated or skipped by the
+reviewer asking, are left out.
 """
 
 from __future__ import annotations
@@ -91,6 +91,18 @@ def build_queue(engine: Engine, evaluator_version: str, *, budget: int, random_s
                     "selected_by": how, "value": round(float(r["value"]), 4),
                     "why": {k: round(float(r[f"value_{k}"]), 3) for k in parts}})
     return out
+
+
+def queue_for(engine: Engine, evaluator_version: str, params: Any, *, budget: int | None = None,
+              batch_id: str | None = None, reviewer: str | None = None) -> list[dict[str, Any]]:
+    """:func:`build_queue` with the project's settings (``params``: the checked ``params.yaml``):
+    the ``review`` section, and the monitor's safety floor; ``budget`` defaults to the weekly one."""
+    rp = params.review
+    return build_queue(engine, evaluator_version, budget=rp.budget_per_week if budget is None else budget,
+                       random_share=rp.random_share, weights=vars(rp.weights),
+                       stratify=[s for s in rp.stratify.split(",") if s],
+                       reviewers_per_narrative=rp.reviewers_per_narrative,
+                       safety_floor=params.monitor.safety_floor, batch_id=batch_id, reviewer=reviewer)
 
 
 def select_rows(df: pd.DataFrame, *, budget: int, random_share: float, weights: dict[str, float],
