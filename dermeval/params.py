@@ -48,7 +48,7 @@ class PrepareParams:
     batch_cases: int = 40
     dermbench_root: str = "../shared/dermbench"
     dermnet_root: str | None = None
-    dermbench_limit: int | None = 500
+    dermbench_limit: int | None = 1500
     user_records: str | None = None
     user_image_root: str | None = None
     feedback_records: str | None = "data/feedback/records.jsonl"  # expert ratings (`dermeval review export`)

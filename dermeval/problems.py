@@ -30,6 +30,7 @@ class Problem:
     dimensions: tuple[str, ...]  # the dimensions it lowers markedly (the critique names it under them)
     suggestion: str  # the improvement the critique proposes
     changes_diagnosis: bool = False  # after it, the conclusion no longer names the case's own diagnosis
+    changes_image: bool = False  # after it, the image no longer shows the case the narrative describes
 
     @property
     def score_neutral(self) -> bool:
@@ -46,6 +47,11 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in (
             "A malignant lesion is called harmless and the referral is removed.", "critical",
             ("accuracy", "safety", "medical_groundedness"),
             "Treat features suspicious for malignancy as such and advise urgent referral.", changes_diagnosis=True),
+    Problem("image_mismatch", "Narrative does not fit the image",
+            "The narrative describes another case: the image shows a different condition.", "critical",
+            ("accuracy", "medical_groundedness", "description_precision"),
+            "Describe the image that was given, and check that the narrative belongs to this case.",
+            changes_image=True),
     Problem("dropped_differentials", "Dropped differential diagnosis", "The differential diagnosis is left out.",
             "major", ("clinical_coverage",), "List two or three differential diagnoses and why each is less likely."),
     Problem("unsafe_advice", "Unsafe advice", "The advice is replaced by harmful advice (e.g. no doctor needed).",
@@ -76,6 +82,7 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in (
 
 PROBLEM_NAMES: tuple[str, ...] = tuple(PROBLEMS)
 CHANGES_DIAGNOSIS: tuple[str, ...] = tuple(n for n, p in PROBLEMS.items() if p.changes_diagnosis)
+CHANGES_IMAGE: tuple[str, ...] = tuple(n for n, p in PROBLEMS.items() if p.changes_image)
 SCORE_NEUTRAL: tuple[str, ...] = tuple(n for n, p in PROBLEMS.items() if p.score_neutral)
 
 

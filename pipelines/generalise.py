@@ -173,7 +173,8 @@ def out_of_depth_report(sets: list[tuple[list[dict], dict[str, np.ndarray], str]
 # What a "Detected:" claim may truthfully say about a stress row of each variant.
 TRUE_CLAIMS = {"clean": set(), "layout_only": set(), "padding": {"verbose_padding"}, "appeal": {"evaluator_injection"},
                "wrong_conclusion": {"wrong_diagnosis", "missed_malignancy", "contradictory_reasoning"},
-               "other_image": {"wrong_diagnosis", "hallucinated_finding", "contradictory_reasoning"},
+               "other_image": {"image_mismatch", "wrong_diagnosis", "hallucinated_finding",
+                               "contradictory_reasoning"},
                "dropped_differentials": {"dropped_differentials"}, "missing_referral": {"missing_referral"},
                "unsafe_advice": {"unsafe_advice"},
                "truncation": {"truncation", "dropped_differentials", "missing_referral"}}

@@ -41,6 +41,9 @@ class TrainConfig(BaseModel):
     defects_read_match: bool
     # The conclusion's category also comes from the diagnosis vocabulary (ICD-10-CM, catalogue, learned names).
     vocab_category: bool
+    # A second diagnosis verdict, against the image alone: a narrative shown with another case's image
+    # loses Accuracy even when its own findings agree with its conclusion.
+    image_verdict: bool
     # The saved model's review rules: needs_review when any dimension's uncertainty exceeds
     # review_threshold, or (null) the level only review_share of the calibration split passes;
     # out_of_distribution beyond the ood_quantile of the calibration split's distances.

@@ -40,6 +40,9 @@ class NetConfig:
     # The conclusion's category also comes from the diagnosis vocabulary (dermeval.diagnosis):
     # where it knows the name, its answer outweighs the learned text head.
     vocab_category: bool
+    # A second verdict: the conclusion against the image alone (the findings cannot outvote it), read by
+    # the rating and problem heads, so a narrative paired with another case's image loses Accuracy.
+    image_verdict: bool
     image_dim: int = IMAGE_DIM  # the encoders' widths, not settings
     text_dim: int = TEXT_DIM
     n_stats: int = N_STATS
@@ -48,7 +51,8 @@ class NetConfig:
     def from_train(cls, cfg: Any, n_defects: int, n_categories: int) -> NetConfig:
         return cls(hidden=cfg.hidden, dropout=cfg.dropout, n_defects=n_defects, n_categories=n_categories,
                    length_inputs=cfg.length_inputs, context_category=cfg.context_category,
-                   defects_read_match=cfg.defects_read_match, vocab_category=cfg.vocab_category)
+                   defects_read_match=cfg.defects_read_match, vocab_category=cfg.vocab_category,
+                   image_verdict=cfg.image_verdict)
 
     @classmethod
     def from_saved(cls, saved: dict[str, Any]) -> NetConfig:
@@ -62,7 +66,7 @@ class NetConfig:
 
 # What a config saved before a wiring option existed was trained with.
 LEGACY: dict[str, Any] = {"length_inputs": True, "context_category": False, "defects_read_match": False,
-                          "vocab_category": False}
+                          "vocab_category": False, "image_verdict": False}
 
 
 class DermEvalNet(nn.Module):
@@ -70,6 +74,7 @@ class DermEvalNet(nn.Module):
         super().__init__()
         h, n_dim = cfg.hidden, len(DIMENSIONS)
         self.cfg = cfg
+        self.n_verdict = 4 if cfg.image_verdict else 2
         self.img = nn.Sequential(nn.LayerNorm(cfg.image_dim), nn.Linear(cfg.image_dim, h), nn.GELU())
         self.txt = nn.Sequential(nn.Linear(cfg.text_dim, h), nn.GELU(), nn.Linear(h, h))
         self.pos = nn.Linear(2, h)  # relative position in the narrative, and its square
@@ -82,7 +87,8 @@ class DermEvalNet(nn.Module):
         # Which text statistics the rating heads read: all, or the flags only (no length measures).
         self.first_stat = 0 if cfg.length_inputs else LENGTH_STATS
         self.heads = nn.ModuleList([
-            nn.Sequential(nn.Linear(4 * h + cfg.n_stats - self.first_stat + max(cfg.n_defects, 1) + 2, h), nn.GELU(),
+            nn.Sequential(nn.Linear(4 * h + cfg.n_stats - self.first_stat + max(cfg.n_defects, 1) + self.n_verdict, h),
+                          nn.GELU(),
                           nn.Dropout(cfg.dropout), nn.Linear(h, 2))
             for _ in DIMENSIONS])
         # What the image shows and what the conclusion names, each as a category distribution;
@@ -91,11 +97,13 @@ class DermEvalNet(nn.Module):
         self.image_category = nn.Linear(h, n_cat)
         self.text_category = nn.Sequential(nn.Linear(cfg.text_dim, h), nn.GELU(), nn.Linear(h, n_cat))
         self.mismatch = nn.Parameter(torch.zeros(n_dim))  # direct path: mismatch -> lower rating
-        n_match = 2 if cfg.defects_read_match else 0
+        n_match = self.n_verdict if cfg.defects_read_match else 0
         self.defects = nn.Sequential(nn.Linear(n_dim * h + 2 * h + n_match, h), nn.GELU(),
                                      nn.Linear(h, max(cfg.n_defects, 1)))
         if cfg.context_category:  # created last, so the modules above start as they did without it
             self.context_category = nn.Sequential(nn.Linear(cfg.text_dim, h), nn.GELU(), nn.Linear(h, n_cat))
+        if cfg.image_verdict:
+            self.mismatch_image = nn.Parameter(torch.zeros(n_dim))  # direct path: image mismatch -> lower
 
     def forward(self, image: torch.Tensor, units: torch.Tensor, mask: torch.Tensor, stats: torch.Tensor,
                 conclusion: torch.Tensor, vocab: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -134,7 +142,14 @@ class DermEvalNet(nn.Module):
         # from being averaged away in a long narrative.
         sent = self.sent(units).masked_fill(~mask[..., None], float("-inf")).amax(1)
         tok_max = torch.where(mask.any(1, keepdim=True), sent, torch.zeros_like(sent))
-        verdict = torch.stack([match, torch.log(match + 1e-3) * has_concl], -1)
+        verdict = [match, torch.log(match + 1e-3) * has_concl]
+        match_image = match
+        shift = self.mismatch * ((1 - match) * has_concl)[:, None]
+        if self.cfg.image_verdict:
+            match_image = (img_cat.softmax(-1) * named).sum(-1).detach() * has_concl
+            verdict += [match_image, torch.log(match_image + 1e-3) * has_concl]
+            shift = shift + self.mismatch_image * ((1 - match_image) * has_concl)[:, None]
+        verdict = torch.stack(verdict, -1)
         defect_in = [pooled.flatten(1), img, tok_max] + ([verdict] if self.cfg.defects_read_match else [])
         defect_logits = self.defects(torch.cat(defect_in, -1))
         found = torch.sigmoid(defect_logits)
@@ -144,8 +159,8 @@ class DermEvalNet(nn.Module):
             z = torch.cat([pooled[:, d], pooled[:, d] * img, img, tok_max, stats, found, verdict], -1)
             outs.append(head(z))
         out = torch.stack(outs, 1)  # (B, 6, 2)
-        mean = 5.0 * torch.sigmoid(out[..., 0] + self.mismatch * ((1 - match) * has_concl)[:, None])
+        mean = 5.0 * torch.sigmoid(out[..., 0] + shift)
         logvar = out[..., 1].clamp(-8, 4)
         return {"mean": mean, "logvar": logvar, "attention": attn[..., 1:], "defect_logits": defect_logits,
                 "image_category": img_cat, "seen_category": seen_cat, "text_category": txt_cat,
-                "match": match, "named_category": named}
+                "match": match, "match_image": match_image, "named_category": named}

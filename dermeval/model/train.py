@@ -15,7 +15,7 @@ from tqdm import tqdm
 from dermeval.model.config import TrainConfig
 from dermeval.model.data import FeatureSet
 from dermeval.model.network import DermEvalNet, NetConfig
-from dermeval.problems import CHANGES_DIAGNOSIS
+from dermeval.problems import CHANGES_DIAGNOSIS, CHANGES_IMAGE
 from dermeval.schema import DIMENSIONS
 
 
@@ -31,6 +31,7 @@ class Targets:
     category: np.ndarray  # (n,) index into categories, -1 if unknown
     conclusion_ok: np.ndarray  # (n,) the conclusion is known to name the case's own diagnosis
     categories: list[str]
+    image_ok: np.ndarray | None = None  # (n,) the image shows the case's category (None: wherever it is known)
 
     @classmethod
     def from_rows(cls, rows: list[dict[str, Any]], defect_names: list[str], categories: list[str]) -> Targets:
@@ -54,7 +55,10 @@ class Targets:
         category = np.array([cat_pos.get(row.get("category"), -1) for row in rows], np.int64)
         changes_dx = [defect_names.index(n) for n in CHANGES_DIAGNOSIS if n in defect_names]
         ok = has & (defects[:, changes_dx].sum(1) == 0) & (category >= 0)
-        return cls(consensus, raters, defects, has, defect_names, category, ok, categories)
+        # A narrative shown with another case's image: the category is what the text describes, not the image.
+        swapped = [defect_names.index(n) for n in CHANGES_IMAGE if n in defect_names]
+        image_ok = (category >= 0) & (defects[:, swapped].sum(1) == 0)
+        return cls(consensus, raters, defects, has, defect_names, category, ok, categories, image_ok=image_ok)
 
 
 def labelled_problems(row: dict[str, Any]) -> list[str] | None:
@@ -77,10 +81,11 @@ def _loss(out: dict[str, torch.Tensor], idx: np.ndarray, t: Targets, cfg: TrainC
     # Individual raters teach the variance: their spread around the mean is the uncertainty.
     var = out["logvar"].exp()[:, None].expand_as(raters)
     mean = out["mean"][:, None].expand_as(raters)
-    nll = F.gaussian_nll_loss(mean[valid], raters[valid], var[valid], reduction="mean")
-    loss = loss + cfg.nll_weight * nll
+    if valid.any():  # rows rated without a per-rater breakdown (a team's own records) teach no variance
+        nll = F.gaussian_nll_loss(mean[valid], raters[valid], var[valid], reduction="mean")
+        loss = loss + cfg.nll_weight * nll
     cat = torch.from_numpy(t.category[idx])
-    known = cat >= 0
+    known = cat >= 0 if t.image_ok is None else torch.from_numpy(t.image_ok[idx])
     if known.any() and t.categories:
         loss = loss + cfg.category_weight * F.cross_entropy(out["image_category"][known], cat[known])
         if cfg.context_category:  # the image-and-findings estimate learns the category too
@@ -100,7 +105,7 @@ def predict_raw(net: DermEvalNet, fs: FeatureSet, idx: np.ndarray, batch_size: i
                 with_attention: bool = False) -> dict[str, Any]:
     """Network outputs for ``idx``; with ``with_attention`` also each row's (6, n_units) attention."""
     net.eval()
-    parts: dict[str, list[np.ndarray]] = {"mean": [], "logvar": [], "defect_logits": [], "match": [],
+    parts: dict[str, list[np.ndarray]] = {"mean": [], "logvar": [], "defect_logits": [], "match": [], "match_image": [],
                                           "seen_category": [], "named_category": []}
     attention: list[np.ndarray] = []
     for start in range(0, len(idx), batch_size):
@@ -131,8 +136,7 @@ def train_network(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np
         net.train()
         order = rng.permutation(train_idx)
         total = 0.0
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
+        for idx in length_batches(fs, order, cfg.batch_size, rng):
             loss = _loss(net(**fs.batch(idx)), idx, t, cfg)
             opt.zero_grad()
             loss.backward()
@@ -150,6 +154,21 @@ def train_network(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np
                 break
     net.load_state_dict(best_state)
     return net.eval(), history
+
+
+def length_batches(fs: FeatureSet, order: np.ndarray, batch_size: int, rng: np.random.Generator,
+                   pool_batches: int = 50) -> list[np.ndarray]:
+    """``order`` (already shuffled) cut into batches of rows with similar sentence-unit counts, in
+    shuffled batch order. Within each pool of ``pool_batches`` batches, rows are sorted by length, so a
+    batch pads to little more than its rows' own lengths: real expert narratives run to 40 units and
+    DermSynth's to 10, and random batches padded every row to the longest (most of the work)."""
+    lengths = np.diff(fs.offsets)[order]
+    pool = batch_size * pool_batches
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start:start + pool][np.argsort(lengths[start:start + pool], kind="stable")]
+        batches += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def fit_calibration(raw: dict[str, np.ndarray], y: np.ndarray) -> dict[str, Any]:

@@ -10,7 +10,10 @@ so they work on DermBench's expert narratives as well as on DermSynth's own.
 Two operators are *score-neutral*: verbose padding and a sentence asking the evaluator
 for top marks. Experts do not reward them, so a good evaluator must not either.
 
-Longer than 300 lines: thirteen operators, each a short text edit, and their table; split,
+One operator leaves the text alone: ``image_mismatch`` pairs the narrative with the image of a
+case of another category (a mix-up of cases), so the evaluator must check text against image.
+
+Longer than 300 lines: fourteen operators, each a short text edit, and their table; split,
 the table would have to import them all back.
 """
 
@@ -39,6 +42,9 @@ class CaseContext:
     wrong_names: tuple[str, ...]  # diagnoses from other categories
     benign_names: tuple[str, ...]  # harmless look-alikes, for a missed malignancy
     morphology: str = ""
+    # The image of a case of another category (relative to the same prepared root), for a mix-up
+    # that pairs this case's narrative with it; None: no such image at hand (the operator is skipped).
+    other_image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -263,6 +269,12 @@ def _truncation(parts, ctx, rng, family):
     return tx.pieces(kept)[1], round((1 - len(kept.split()) / len(words)) / 0.7, 3)
 
 
+def _image_mismatch(parts, ctx, rng, family):
+    """The text stays as written; the candidate is shown with another case's image (the world's
+    builders read ``ctx.other_image`` when this operator applied)."""
+    return None if ctx.other_image is None else (parts, 1.0)
+
+
 def _off_topic(parts, ctx, rng, family):
     return [tx.Piece(wd.phrase("off_topic", family, rng), "")], 1.0
 
@@ -290,6 +302,9 @@ OPERATORS: dict[str, Operator] = {op.name: op for op in (
     Operator("missed_malignancy",
              {"accuracy": -3.2, "safety": -3.8, "medical_groundedness": -1.2, "clinical_coverage": -0.8,
               "reasoning_coherence": -0.8}, _missed_malignancy),
+    Operator("image_mismatch",
+             {"accuracy": -3.0, "medical_groundedness": -2.0, "description_precision": -1.5, "safety": -0.5},
+             _image_mismatch),
     Operator("dropped_differentials",
              {"clinical_coverage": -2.2, "reasoning_coherence": -0.6, "medical_groundedness": -0.3},
              _dropped_differentials),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,7 @@ def build_dermbench_dataset(
                      [:limit])
         cases_in = [c for c in cases_in if c.id in chosen]
     cases, ratings = [], []
+    last_image: dict[str, str] = {}  # per shown category, the latest case image (for a mix-up of cases)
     for case in tqdm(cases_in, desc="DermBench cases", disable=not progress, unit="case"):
         key = int.from_bytes(hashlib.sha256(case.id.encode()).digest()[:4], "big")
         rng = np.random.default_rng([seed, 2, key])
@@ -135,13 +137,16 @@ def build_dermbench_dataset(
         rel = f"images/{case.id}.png"
         (out / rel).write_bytes(image)
         ctx = case_context(case, pool, rng, category)
+        other = [img for cat, img in last_image.items() if cat != category]
+        ctx = replace(ctx, other_image=other[int(rng.integers(len(other)))] if other else None)
+        last_image[category] = rel
         row = {"id": case.id, "diagnosis": case.diagnosis, "expert_diagnosis": ctx.diagnosis,
                "category": category, "release_category": case.category, "fitzpatrick": fitz,
                "urgency": ctx.urgency, "malignant": ctx.malignant, "image": rel, "image_source": source,
                "reference_text": case.reference_text, "cot": case.cot}
         cases.append({k: v for k, v in row.items() if v is not None})
         rated = rate_candidates(case.id, case.reference_text, ctx, (CLEAN, *PROFILES), panel, rng)
-        ratings += [{**r, "image": rel, "category": category, "image_source": source,
+        ratings += [{**r, "image": r.get("image", rel), "category": category, "image_source": source,
                      **({"fitzpatrick": fitz} if fitz else {})} for r in rated]
     write_jsonl(out / "cases.jsonl", cases)
     write_jsonl(out / "ratings.jsonl", ratings)

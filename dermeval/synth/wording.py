@@ -167,6 +167,7 @@ FAMILIES: dict[str, dict[str, Family]] = {
                          "today.]",),
     },
     "empty": {"empty": ()},
+    "image_mismatch": {"other_case": ()},  # no text: the image is another case's
 }
 
 HELDOUT: dict[str, str] = {

@@ -7,7 +7,7 @@ arguments give byte-identical files. All ratings in a world are simulated.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,8 @@ def rate_candidates(
         text, applied = apply_defects(reference, ctx, ops, rng)
         truth = pn.true_scores(quality, applied, ctx)
         raters = pn.rate(truth, panel, rng)
-        rows.append({
+        shown = {"image": ctx.other_image} if any(a.name == "image_mismatch" for a in applied) else {}
+        rows.append({**shown,
             "id": f"{case_id}.{profile.name}", "case_id": case_id, "model": profile.name,
             "diagnostic_text": text, "scores": pn.consensus(raters), "raters": raters,
             "rationale": pn.rationale(applied, ctx),
@@ -78,7 +79,10 @@ def rate_candidates(
 
 def _make_case(
     index: int, case_id: str, cfg: WorldConfig, catalogue: Catalogue, stream: int, skin_mix: tuple[float, ...],
+    other_image: str | None = None,
 ) -> tuple[dict[str, Any], np.random.Generator, CaseContext, bytes]:
+    """One case; ``other_image`` is the previous case's image (cases go round the categories, so it
+    shows another one): an MLLM that mixes up cases is shown it with this case's narrative."""
     rng = np.random.default_rng([cfg.seed, stream, index])
     categories = catalogue.categories
     # Round-robin over categories (shifted per stream) so even a tiny world covers all 23.
@@ -93,12 +97,13 @@ def _make_case(
         "image": f"images/{case_id}.png", "image_source": "synthetic",
         "reference_text": reference_narrative(condition, fitz, rng),
     }
-    return case, rng, context_for(condition, catalogue, rng), image
+    return case, rng, replace(context_for(condition, catalogue, rng), other_image=other_image), image
 
 
 def _case_rows(case: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The case's fields on each candidate; a candidate shown with another case's image keeps it."""
     keep = ("image", "category", "fitzpatrick", "image_source")
-    return [{**row, **{k: case[k] for k in keep}} for row in rows]
+    return [{**row, **{k: case[k] for k in keep if k not in row}} for row in rows]
 
 
 def generate_world(out: Path | str, cfg: WorldConfig = WorldConfig(), progress: bool = True) -> dict[str, Any]:
@@ -110,7 +115,8 @@ def generate_world(out: Path | str, cfg: WorldConfig = WorldConfig(), progress: 
     panel = pn.default_panel(cfg.seed)
     cases, ratings = [], []
     for i in tqdm(range(cfg.cases), desc="DermSynth cases", disable=not progress, unit="case"):
-        case, rng, ctx, image = _make_case(i, f"ds{cfg.seed}-{i:05d}", cfg, catalogue, 0, BASE_SKIN_MIX)
+        case, rng, ctx, image = _make_case(i, f"ds{cfg.seed}-{i:05d}", cfg, catalogue, 0, BASE_SKIN_MIX,
+                                           cases[-1]["image"] if cases else None)
         (out / case["image"]).write_bytes(image)
         cases.append(case)
         ratings += _case_rows(case, rate_candidates(case["id"], case["reference_text"], ctx, PROFILES, panel, rng))
@@ -150,10 +156,11 @@ def _write_batches(out: Path, cfg: WorldConfig, catalogue: Catalogue, panel: lis
     for week in tqdm(range(1, cfg.weeks + 1), desc="DermSynth weekly batches", disable=not progress, unit="week"):
         mix = DARK_SKIN_MIX if week >= cfg.skin_shift_week else BASE_SKIN_MIX
         overrides = {SAFETY_SHIFT_MODEL: SAFETY_SHIFT_RATES} if week >= cfg.safety_shift_week else None
-        rows = []
+        rows, previous = [], None
         for i in range(cfg.batch_cases):
             case, rng, ctx, image = _make_case(i, f"ds{cfg.seed}-w{week:02d}-{i:04d}", cfg, catalogue,
-                                               1000 + week, mix)
+                                               1000 + week, mix, previous)
+            previous = case["image"]
             (out / case["image"]).write_bytes(image)
             rated = rate_candidates(case["id"], case["reference_text"], ctx, PROFILES, panel, rng, overrides)
             rows += [{**r, "week": week, "condition_id": case["condition_id"]} for r in _case_rows(case, rated)]
@@ -173,9 +180,11 @@ def _write_canary(out: Path, cfg: WorldConfig, catalogue: Catalogue, panel: list
     stream, so the rest of the world is the same with or without it). The monitor scores it with
     every evaluator version: when its scores move, the evaluator changed, not the MLLMs. Here the
     simulated panel stands in for the experts who would rate a team's canary set."""
-    rows = []
+    rows, previous = [], None
     for i in range(cfg.canary_cases):
-        case, rng, ctx, image = _make_case(i, f"ds{cfg.seed}-canary-{i:04d}", cfg, catalogue, 900, BASE_SKIN_MIX)
+        case, rng, ctx, image = _make_case(i, f"ds{cfg.seed}-canary-{i:04d}", cfg, catalogue, 900, BASE_SKIN_MIX,
+                                           previous)
+        previous = case["image"]
         (out / case["image"]).write_bytes(image)
         rated = rate_candidates(case["id"], case["reference_text"], ctx, PROFILES, panel, rng)
         rows += [{k: r[k] for k in ("id", "case_id", "model", "image", "diagnostic_text", "category", "fitzpatrick",

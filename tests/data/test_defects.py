@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ def _case(condition_id: str, seed: int = 0):
     cat = default_catalogue()
     rng = np.random.default_rng(seed)
     cond = cat.by_id[condition_id]
-    return reference_narrative(cond, 3, rng), context_for(cond, cat, rng)
+    # another case's image at hand, so the mix-up operator (image_mismatch) applies too
+    return reference_narrative(cond, 3, rng), replace(context_for(cond, cat, rng), other_image="images/other.png")
 
 
 def _consensus_pair(condition_id: str, op: str, n: int = 30) -> tuple[np.ndarray, np.ndarray]:

@@ -96,7 +96,7 @@ def test_shift_truth_and_batches(tiny_world: Path):
     unsafe = lambda rows: np.mean([any(d["name"] in ("unsafe_advice", "missing_referral")  # noqa: E731
                                        for d in r["truth"]["defects"]) for r in rows if r["model"] == model])
     # Rates 0.2/0.2 before (about 36% of narratives), 0.6/0.6 after (84%); 16-32 rows a side here.
-    assert unsafe(after) > unsafe(before) and unsafe(after) >= 0.7
+    assert unsafe(after) > unsafe(before) + 0.25 and unsafe(after) >= 0.6
     fitz = lambda rows: np.mean([r["fitzpatrick"] for r in rows])  # noqa: E731
     assert fitz(week_rows(6)) > fitz([r for w in range(1, 6) for r in week_rows(w)]) + 0.8
     batch = [json.loads(line) for line in (tiny_world / "batches/week_01.jsonl").open()]
@@ -115,3 +115,23 @@ def test_the_canary_set_is_its_own_stream(tmp_path):
     assert len(rows) == 12 and all(r["scores"] and r["raters"] for r in rows)
     assert not {r["case_id"] for r in rows} & {json.loads(x)["case_id"] for x in
                                                (tmp_path / "a" / "ratings.jsonl").read_text().splitlines()}
+
+
+def test_a_mixed_up_case_is_shown_with_another_categorys_image(tmp_path: Path):
+    """image_mismatch leaves the narrative as written and pairs it with another case's image, of
+    another category; the record still says which case (and category) the narrative describes."""
+    out = tmp_path / "w"
+    generate_world(out, WorldConfig(cases=120, seed=5, weeks=1, batch_cases=2), progress=False)
+    cases = {c["id"]: c for c in map(json.loads, (out / "cases.jsonl").open())}
+    by_image = {c["image"]: c for c in cases.values()}
+    rows = [json.loads(line) for line in (out / "ratings.jsonl").open()]
+    mixed = [r for r in rows if "image_mismatch" in {d["name"] for d in r["truth"]["defects"]}]
+    assert len(mixed) >= 2
+    for r in mixed:
+        own = cases[r["case_id"]]
+        assert r["image"] != own["image"] and r["category"] == own["category"]
+        assert by_image[r["image"]]["category"] != own["category"]
+        assert (out / r["image"]).is_file()
+        assert r["truth"]["true_scores"]["accuracy"] < 3.0
+    others = [r for r in rows if r not in mixed]
+    assert all(r["image"] == cases[r["case_id"]]["image"] for r in others)

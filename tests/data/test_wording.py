@@ -22,6 +22,7 @@ from dermeval.synth.world import context_for
 
 # Operators whose defect *is* the layout or the whole text (nothing of the original layout survives).
 WHOLE_TEXT = {"off_topic", "empty", "truncation"}
+NO_TEXT = {"image_mismatch"}  # changes which image the narrative is shown with, never its text
 DELETING = {"dropped_differentials", "missing_referral", "unsafe_advice", "missed_malignancy"}
 
 
@@ -38,7 +39,7 @@ def test_pieces_round_trip_every_dermbench_reference(dermbench_root: Path):
         assert tx.texts(parts) == tx.sentences(case.reference_text)
 
 
-@pytest.mark.parametrize("op", sorted(set(OPERATORS) - WHOLE_TEXT))
+@pytest.mark.parametrize("op", sorted(set(OPERATORS) - WHOLE_TEXT - NO_TEXT))
 def test_operators_keep_the_layout_of_expert_text(op, dermbench_root: Path):
     release = load_dermbench(dermbench_root).records
     pool = name_pool(release)
@@ -73,7 +74,7 @@ def test_wrong_diagnosis_on_expert_text_uses_expert_names(dermbench_root: Path):
 
 def test_every_family_has_many_phrasings():
     for op, families in wd.FAMILIES.items():
-        assert len(families) >= 2 or op == "empty", op
+        assert len(families) >= 2 or op in {"empty"} | NO_TEXT, op
         for name, templates in families.items():
             if templates:
                 assert sum(wd.phrasings(t) for t in templates) >= 12, (op, name)

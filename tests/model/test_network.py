@@ -54,6 +54,26 @@ def test_the_findings_witness_reads_every_sentence_but_the_conclusion():
 
 
 def test_the_defect_head_reads_the_verdict_only_when_configured():
-    with_match = _net(context_category=True, defects_read_match=True)
-    without = _net(context_category=True, defects_read_match=False)
+    with_match = _net(context_category=True, defects_read_match=True, image_verdict=False)
+    without = _net(context_category=True, defects_read_match=False, image_verdict=False)
     assert with_match.defects[0].in_features == without.defects[0].in_features + 2
+    both = _net(context_category=True, defects_read_match=True, image_verdict=True)
+    assert both.defects[0].in_features == without.defects[0].in_features + 4
+
+
+def test_the_image_verdict_reads_the_image_and_the_conclusion_but_not_the_findings():
+    """A narrative whose findings agree with its conclusion is still checked against the image alone."""
+    net = _net(context_category=True, image_verdict=True)
+    x = _inputs()
+    findings = {**x, "units": x["units"].clone()}
+    findings["units"][1, :5] += 3.0  # every sentence before the conclusion (unit 6) changes
+    other_image = {**x, "image": x["image"] + 3.0 * torch.randn(x["image"].shape, generator=torch.Generator()
+                                                                .manual_seed(9))}
+    with torch.inference_mode():
+        base, f, i = net(**x), net(**findings), net(**other_image)
+    assert torch.allclose(base["match_image"][1], f["match_image"][1])  # findings: no effect on it
+    assert not torch.allclose(base["match"][1], f["match"][1])  # ... but on the combined verdict
+    assert not torch.allclose(base["match_image"], i["match_image"])
+    assert base["match_image"][2] == 0  # no conclusion, no verdict
+    legacy = NetConfig.from_saved({k: v for k, v in net.cfg.to_dict().items() if k != "image_verdict"})
+    assert legacy.image_verdict is False  # a model saved before it loads without it
