@@ -142,7 +142,7 @@ def generalisation_section(gen: dict[str, Any]) -> list[str]:
         if tc["precision"]:
             parts.append(f"on the test splits' recorded defects {tc['precision']['value']:.2f} ({tc['n']} claims)")
         lines += ["", "Critique: precision of its \"Detected:\" claims " + ("; ".join(parts) or "n/a (no claims)")
-                  + ". Diagnosis check (conclusion vs image and findings): "
+                  + ". Diagnosis and image checks (conclusion vs image and findings, and vs the image alone): "
                   + (f"precision {dx['precision']:.2f} of {dx['n_flagged']} flagged" if dx["precision"] is not None
                      else "nothing flagged")
                   + "; caught " + ", ".join(f"{k} {v:.0%}" for k, v in dx["recall"].items())

@@ -202,7 +202,8 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
         for k, r in enumerate(rows):
             truth = set(labelled_problems(r) or [])
             test_ok += [c in truth for c in claims(tp["defect_probs"][k])]
-    mismatch = (pred["match"] < MISMATCH_THRESHOLD) & pred["named"]  # what the critique states
+    # what the critique states: the diagnosis check, or the image check (the image alone)
+    mismatch = (np.minimum(pred["match"], pred.get("match_image", pred["match"])) < MISMATCH_THRESHOLD) & pred["named"]
     broken = np.array([r["variant"] in MISMATCH_VARIANTS for r in stress_rows])
     has_concl = pred["match"] > 0
     evidence = pred["evidence"]

@@ -113,12 +113,18 @@ def diagnosis_sentence(check: dict[str, Any] | None) -> str | None:
     """The diagnosis check in a clinician's words, when the conclusion does not fit the case. Said
     only when the vocabulary recognised the diagnosis: the learned text head alone is not sure
     enough on wording it never saw to tell a clinician the conclusion is wrong."""
-    if (not check or check.get("agreement") is None or check["agreement"] >= MISMATCH_THRESHOLD
-            or not check.get("conclusion")):
+    if not check or check.get("agreement") is None or not check.get("conclusion"):
         return None
     named = check["conclusion"]
-    return (f"Diagnosis check: conclusion: {named} ({label(check['conclusion_category'])}); "
-            f"image and findings: {label(check['seen_category'])}.")
+    if check["agreement"] < MISMATCH_THRESHOLD:
+        return (f"Diagnosis check: conclusion: {named} ({label(check['conclusion_category'])}); "
+                f"image and findings: {label(check['seen_category'])}.")
+    # The findings may agree with the conclusion while the image shows another group: the narrative
+    # does not belong to this image (a mix-up of cases, or text written without looking).
+    if check.get("image_agreement") is not None and check["image_agreement"] < MISMATCH_THRESHOLD:
+        return (f"Image check: conclusion: {named} ({label(check['conclusion_category'])}); "
+                f"image: {label(check['image_category'])}; the narrative does not fit the image.")
+    return None
 
 
 def build_critique(scores: np.ndarray, sigma: np.ndarray, units: list[str], attention: np.ndarray,

@@ -108,7 +108,8 @@ class Evaluator:
         empty = fs.stats[idx, 2] > 0.5
         mean[empty], sigma[empty] = 0.0, 0.0  # an empty narrative sits at the floor, by rule
         out = {"scores": mean, "sigma": sigma, "defect_probs": 1 / (1 + np.exp(-raw["defect_logits"])),
-               "match": raw["match"], "seen_category": raw["seen_category"], "named_category": raw["named_category"]}
+               "match": raw["match"], "match_image": raw["match_image"], "image_category": raw["image_category"],
+               "seen_category": raw["seen_category"], "named_category": raw["named_category"]}
         if self.novelty is not None:
             out["novelty"] = self.novelty.score(fs, idx)
         # Whether the diagnosis vocabulary recognised the conclusion's diagnosis.
@@ -160,8 +161,12 @@ class Evaluator:
         name = self.vocabulary.conclusion(text).name if self.vocabulary is not None and text else None
         named = self.categories[int(np.argmax(pred["named_category"][k]))]
         seen = self.categories[int(np.argmax(pred["seen_category"][k]))]
-        return {"conclusion": name, "conclusion_category": named, "seen_category": seen,
-                "agreement": round(float(pred["match"][k]), 3)}
+        out = {"conclusion": name, "conclusion_category": named, "seen_category": seen,
+               "agreement": round(float(pred["match"][k]), 3)}
+        if self.net.cfg.image_verdict:  # the conclusion against the image alone
+            out.update(image_category=self.categories[int(np.argmax(pred["image_category"][k]))],
+                       image_agreement=round(float(pred["match_image"][k]), 3))
+        return out
 
     def score(self, image: Image.Image | Path | str, narrative: str) -> dict[str, Any]:
         """Score one image and narrative; returns the same row shape as :meth:`score_batch`."""

@@ -105,7 +105,8 @@ def predict_raw(net: DermEvalNet, fs: FeatureSet, idx: np.ndarray, batch_size: i
                 with_attention: bool = False) -> dict[str, Any]:
     """Network outputs for ``idx``; with ``with_attention`` also each row's (6, n_units) attention."""
     net.eval()
-    parts: dict[str, list[np.ndarray]] = {"mean": [], "logvar": [], "defect_logits": [], "match": [], "match_image": [],
+    parts: dict[str, list[np.ndarray]] = {"mean": [], "logvar": [], "defect_logits": [], "match": [],
+                                          "match_image": [], "image_category": [],
                                           "seen_category": [], "named_category": []}
     attention: list[np.ndarray] = []
     for start in range(0, len(idx), batch_size):

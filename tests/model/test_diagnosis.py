@@ -69,6 +69,22 @@ def test_critique_names_a_mismatch_in_clinical_words():
     assert "Diagnosis check" not in critique_text(unnamed, 2.0)  # no recognised name: nothing claimed
 
 
+def test_critique_says_when_the_image_alone_does_not_fit():
+    """Findings that agree with the conclusion do not hide an image of another group."""
+    scores, sigma = np.full(6, 2.0), np.full(6, 0.3)
+    check = {"conclusion": "common wart", "conclusion_category": VIRAL, "seen_category": VIRAL, "agreement": 0.8,
+             "image_category": ECZEMA, "image_agreement": 0.04}
+    crit = build_critique(scores, sigma, ["a"], np.ones((6, 1)), {}, check)
+    text = critique_text(crit, 2.0)
+    assert ("Image check: conclusion: common wart (viral infection group (warts, molluscum)); image: eczema group; "
+            "the narrative does not fit the image.") in crit["dimensions"]["accuracy"]["justification"]
+    assert crit["diagnosis_check"]["fits"] is False
+    assert "Image check" not in crit["dimensions"]["safety"]["justification"]
+    assert "Image check" in text
+    fits = build_critique(scores, sigma, ["a"], np.ones((6, 1)), {}, {**check, "image_agreement": 0.7})
+    assert "check:" not in critique_text(fits, 2.0) and fits["diagnosis_check"]["fits"]
+
+
 def test_the_vocabulary_maps_held_out_dermbench_conclusions(dermbench_root):
     from dermeval.formats.dermbench import load_dermbench
     from dermeval.synth.realtext import conclusion_name
