@@ -43,8 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     tracking = os.environ.get("MLFLOW_TRACKING_URI") or params.register.tracking_uri
     relocate_tracking(tracking, params.register.artifact_root)  # a copied or moved project: its own artifacts
     mlflow.set_tracking_uri(tracking)
-    # The registry lives with the tracking server (as the register stage writes it), unless one is named.
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or tracking)
     try:
         # The registry says who the champion is now (a reviewer may have promoted or rolled back since
         # the last gate); a read error stops the stage, only a registry without one skips it.

@@ -63,8 +63,6 @@ def _use_tracking(register) -> None:
     tracking = os.environ.get("MLFLOW_TRACKING_URI") or register.tracking_uri
     relocate_tracking(tracking, register.artifact_root)
     mlflow.set_tracking_uri(tracking)
-    # The registry lives with the tracking server (as the register stage writes it), unless one is named.
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or tracking)
 
 
 def register(app: typer.Typer) -> None:
