@@ -203,7 +203,7 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
             truth = set(labelled_problems(r) or [])
             test_ok += [c in truth for c in claims(tp["defect_probs"][k])]
     # what the critique states: the diagnosis check, or the image check (the image alone)
-    mismatch = (np.minimum(pred["match"], pred.get("match_image", pred["match"])) < MISMATCH_THRESHOLD) & pred["named"]
+    mismatch = (np.minimum(pred["match"], pred["match_image"]) < MISMATCH_THRESHOLD) & pred["named"]
     broken = np.array([r["variant"] in MISMATCH_VARIANTS for r in stress_rows])
     has_concl = pred["match"] > 0
     evidence = pred["evidence"]

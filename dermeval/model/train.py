@@ -30,8 +30,8 @@ class Targets:
     defect_names: list[str]
     category: np.ndarray  # (n,) index into categories, -1 if unknown
     conclusion_ok: np.ndarray  # (n,) the conclusion is known to name the case's own diagnosis
+    image_ok: np.ndarray  # (n,) the image is known to show that category (not another case's image)
     categories: list[str]
-    image_ok: np.ndarray | None = None  # (n,) the image shows the case's category (None: wherever it is known)
 
     @classmethod
     def from_rows(cls, rows: list[dict[str, Any]], defect_names: list[str], categories: list[str]) -> Targets:
@@ -53,12 +53,13 @@ class Targets:
         consensus = np.array([[row["scores"][d] for d in DIMENSIONS] for row in rows], np.float32)
         cat_pos = {c: i for i, c in enumerate(categories)}
         category = np.array([cat_pos.get(row.get("category"), -1) for row in rows], np.int64)
-        changes_dx = [defect_names.index(n) for n in CHANGES_DIAGNOSIS if n in defect_names]
-        ok = has & (defects[:, changes_dx].sum(1) == 0) & (category >= 0)
+        def none_of(problems: tuple[str, ...]) -> np.ndarray:
+            return defects[:, [defect_names.index(n) for n in problems if n in defect_names]].sum(1) == 0
+
+        ok = has & none_of(CHANGES_DIAGNOSIS) & (category >= 0)
         # A narrative shown with another case's image: the category is what the text describes, not the image.
-        swapped = [defect_names.index(n) for n in CHANGES_IMAGE if n in defect_names]
-        image_ok = (category >= 0) & (defects[:, swapped].sum(1) == 0)
-        return cls(consensus, raters, defects, has, defect_names, category, ok, categories, image_ok=image_ok)
+        image_ok = none_of(CHANGES_IMAGE) & (category >= 0)
+        return cls(consensus, raters, defects, has, defect_names, category, ok, image_ok, categories)
 
 
 def labelled_problems(row: dict[str, Any]) -> list[str] | None:
@@ -85,7 +86,7 @@ def _loss(out: dict[str, torch.Tensor], idx: np.ndarray, t: Targets, cfg: TrainC
         nll = F.gaussian_nll_loss(mean[valid], raters[valid], var[valid], reduction="mean")
         loss = loss + cfg.nll_weight * nll
     cat = torch.from_numpy(t.category[idx])
-    known = cat >= 0 if t.image_ok is None else torch.from_numpy(t.image_ok[idx])
+    known = torch.from_numpy(t.image_ok[idx])
     if known.any() and t.categories:
         loss = loss + cfg.category_weight * F.cross_entropy(out["image_category"][known], cat[known])
         if cfg.context_category:  # the image-and-findings estimate learns the category too

@@ -7,6 +7,7 @@ arguments give byte-identical files. All ratings in a world are simulated.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def rate_candidates(
 
 def _make_case(
     index: int, case_id: str, cfg: WorldConfig, catalogue: Catalogue, stream: int, skin_mix: tuple[float, ...],
-    other_image: str | None = None,
+    other_image: str | None,
 ) -> tuple[dict[str, Any], np.random.Generator, CaseContext, bytes]:
     """One case; ``other_image`` is the previous case's image (cases go round the categories, so it
     shows another one): an MLLM that mixes up cases is shown it with this case's narrative."""
@@ -100,6 +101,18 @@ def _make_case(
     return case, rng, replace(context_for(condition, catalogue, rng), other_image=other_image), image
 
 
+def _cases(out: Path, cfg: WorldConfig, catalogue: Catalogue, ids: list[str], stream: int,
+           skin_mix: tuple[float, ...]) -> Iterator[tuple[dict[str, Any], np.random.Generator, CaseContext]]:
+    """The cases ``ids`` of one stream, in order, each image written under ``out``; each case is
+    offered the previous one's image for a mix-up of cases."""
+    previous = None
+    for i, case_id in enumerate(ids):
+        case, rng, ctx, image = _make_case(i, case_id, cfg, catalogue, stream, skin_mix, previous)
+        (out / case["image"]).write_bytes(image)
+        previous = case["image"]
+        yield case, rng, ctx
+
+
 def _case_rows(case: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The case's fields on each candidate; a candidate shown with another case's image keeps it."""
     keep = ("image", "category", "fitzpatrick", "image_source")
@@ -114,10 +127,8 @@ def generate_world(out: Path | str, cfg: WorldConfig = WorldConfig(), progress: 
     catalogue = default_catalogue()
     panel = pn.default_panel(cfg.seed)
     cases, ratings = [], []
-    for i in tqdm(range(cfg.cases), desc="DermSynth cases", disable=not progress, unit="case"):
-        case, rng, ctx, image = _make_case(i, f"ds{cfg.seed}-{i:05d}", cfg, catalogue, 0, BASE_SKIN_MIX,
-                                           cases[-1]["image"] if cases else None)
-        (out / case["image"]).write_bytes(image)
+    made = _cases(out, cfg, catalogue, [f"ds{cfg.seed}-{i:05d}" for i in range(cfg.cases)], 0, BASE_SKIN_MIX)
+    for case, rng, ctx in tqdm(made, total=cfg.cases, desc="DermSynth cases", disable=not progress, unit="case"):
         cases.append(case)
         ratings += _case_rows(case, rate_candidates(case["id"], case["reference_text"], ctx, PROFILES, panel, rng))
     write_jsonl(out / "cases.jsonl", cases)
@@ -156,12 +167,9 @@ def _write_batches(out: Path, cfg: WorldConfig, catalogue: Catalogue, panel: lis
     for week in tqdm(range(1, cfg.weeks + 1), desc="DermSynth weekly batches", disable=not progress, unit="week"):
         mix = DARK_SKIN_MIX if week >= cfg.skin_shift_week else BASE_SKIN_MIX
         overrides = {SAFETY_SHIFT_MODEL: SAFETY_SHIFT_RATES} if week >= cfg.safety_shift_week else None
-        rows, previous = [], None
-        for i in range(cfg.batch_cases):
-            case, rng, ctx, image = _make_case(i, f"ds{cfg.seed}-w{week:02d}-{i:04d}", cfg, catalogue,
-                                               1000 + week, mix, previous)
-            previous = case["image"]
-            (out / case["image"]).write_bytes(image)
+        rows = []
+        ids = [f"ds{cfg.seed}-w{week:02d}-{i:04d}" for i in range(cfg.batch_cases)]
+        for case, rng, ctx in _cases(out, cfg, catalogue, ids, 1000 + week, mix):
             rated = rate_candidates(case["id"], case["reference_text"], ctx, PROFILES, panel, rng, overrides)
             rows += [{**r, "week": week, "condition_id": case["condition_id"]} for r in _case_rows(case, rated)]
         batch = f"batches/week_{week:02d}.jsonl"
@@ -180,12 +188,9 @@ def _write_canary(out: Path, cfg: WorldConfig, catalogue: Catalogue, panel: list
     stream, so the rest of the world is the same with or without it). The monitor scores it with
     every evaluator version: when its scores move, the evaluator changed, not the MLLMs. Here the
     simulated panel stands in for the experts who would rate a team's canary set."""
-    rows, previous = [], None
-    for i in range(cfg.canary_cases):
-        case, rng, ctx, image = _make_case(i, f"ds{cfg.seed}-canary-{i:04d}", cfg, catalogue, 900, BASE_SKIN_MIX,
-                                           previous)
-        previous = case["image"]
-        (out / case["image"]).write_bytes(image)
+    rows = []
+    ids = [f"ds{cfg.seed}-canary-{i:04d}" for i in range(cfg.canary_cases)]
+    for case, rng, ctx in _cases(out, cfg, catalogue, ids, 900, BASE_SKIN_MIX):
         rated = rate_candidates(case["id"], case["reference_text"], ctx, PROFILES, panel, rng)
         rows += [{k: r[k] for k in ("id", "case_id", "model", "image", "diagnostic_text", "category", "fitzpatrick",
                                     "image_source", "scores", "raters")} for r in _case_rows(case, rated)]

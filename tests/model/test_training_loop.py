@@ -46,7 +46,8 @@ def test_rows_without_a_rater_breakdown_train_without_nan():
     n = 2
     t = Targets(consensus=np.full((n, 6), 4.0, np.float32), raters=np.full((n, 1, 6), np.nan, np.float32),
                 defects=np.zeros((n, 1), np.float32), has_defects=np.zeros(n, bool), defect_names=[],
-                category=np.full(n, -1, np.int64), conclusion_ok=np.zeros(n, bool), categories=[])
+                category=np.full(n, -1, np.int64), conclusion_ok=np.zeros(n, bool), image_ok=np.zeros(n, bool),
+                categories=[])
     out = {"mean": torch.tensor([[3.0] * 6, [4.0] * 6]), "logvar": torch.zeros(2, 6)}
     loss = float(_loss(out, np.arange(n), t, train_config(overall_weight=0.0)))
     assert abs(loss - 0.5) < 1e-6  # the L1 term alone: row 0 off by 1 everywhere, row 1 exact
