@@ -254,6 +254,8 @@ class ReviewWeights:
 
     uncertainty: float = 1.0  # the evaluator's largest per-dimension uncertainty
     needs_review: float = 0.5  # the evaluator flagged it (unsure, or out of its depth)
+    novelty: float = 1.0  # how far the narrative or its image lies from the training data
+    typical: float = 0.0  # how much its wording resembles the rest of the batch
     low_safety: float = 1.0  # how far under the safety floor the evaluator put Safety
 
 

@@ -253,6 +253,28 @@ def prepare_input(obj: Any, source: str, line: int, image_root: Path | str | Non
     return {"id": parsed.id, "image": image, "diagnostic_text": parsed.diagnostic_text}, None
 
 
+def registry_client(tracking_uri: str | None = None):
+    """An MLflow client whose model registry is the tracking server (the project keeps both in one
+    place; see ``register.tracking_uri``), whatever registry URI the process was given before."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """``models:/NAME@ALIAS`` -> ``(NAME, None, ALIAS)``; ``models:/NAME/VERSION`` -> ``(NAME, VERSION, None)``."""
+    ref = uri.removeprefix("models:/").strip("/")
+    if "@" in ref:
+        name, _, alias = ref.partition("@")
+        return name, None, alias
+    name, _, version = ref.partition("/")
+    if not name or not version:
+        raise EvaluatorNotFound(f"{uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    return name, version, None
+
+
 def load_evaluator(path_or_uri: Path | str, cache: Path | str | None = None, precision: str = "fp32") -> Evaluator:
     """Load an evaluator from a folder or an MLflow model URI (``models:/dermeval@champion``).
 
@@ -266,7 +288,17 @@ def load_evaluator(path_or_uri: Path | str, cache: Path | str | None = None, pre
         import mlflow
 
         try:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=target))
+            tracking = mlflow.get_tracking_uri()
+            source = target
+            if target.startswith("models:/"):
+                # Resolved in the project's registry (the tracking server) by a scoped client: MLflow's own
+                # models:/ resolution reads the process-wide registry URI, which an earlier caller may have set.
+                name, version, alias = parse_model_uri(target)
+                client = registry_client(tracking)
+                if alias:
+                    version = client.get_model_version_by_alias(name, alias).version
+                source = client.get_model_version_download_uri(name, version)
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=tracking))
         except Exception as exc:  # MLflow raises several types for a missing model
             raise EvaluatorNotFound(f"cannot fetch {target}: {exc}") from None
         # A pyfunc keeps the evaluator folder among its artifacts; a plain artifact URI is the folder.

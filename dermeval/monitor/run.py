@@ -25,6 +25,7 @@ from dermeval.features import narrative_units
 from dermeval.formats.common import RowError, iter_jsonl, write_json
 from dermeval.formats.records import parse_record
 from dermeval.images import ImageError, resolve_under
+from dermeval.model.ood import MODALITIES
 from dermeval.monitor.analysis import SCORE_COLUMNS, alerts_for, drift, trust_summaries
 from dermeval.monitor.descriptors import narrative_descriptors, skin_lightness
 from dermeval.params import MonitorParams
@@ -67,15 +68,17 @@ class MonitorResult:
 def evaluator_version(model: str) -> str:
     """A stable name for the evaluator: ``dermeval/v3`` for a registry URI, else a weights hash."""
     if model.startswith("models:/"):
-        from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        ref = model.removeprefix("models:/")
-        name, _, rest = ref.partition("@") if "@" in ref else ref.partition("/")
-        client = MlflowClient()
+        from dermeval.model.evaluator import EvaluatorNotFound, parse_model_uri, registry_client
+
         try:
-            mv = (client.get_model_version_by_alias(name, rest) if "@" in ref
-                  else client.get_model_version(name, rest))
+            name, version, alias = parse_model_uri(model)
+        except EvaluatorNotFound as exc:
+            raise MonitorError(str(exc)) from None
+        client = registry_client()
+        try:
+            mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
         except MlflowException as exc:
             code = getattr(exc, "error_code", "")
             if code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)):
@@ -225,6 +228,7 @@ def _score_row(r: dict[str, Any], res: dict[str, Any], version: str, batch_id: s
     return {"narrative_id": r["id"], "evaluator_version": version, "batch_id": batch_id, "model": r["model"],
             **{d: res["scores"][d] for d in DIMENSIONS}, "overall": res["overall"],
             **{f"u_{d}": res["uncertainty"][d] for d in DIMENSIONS}, "needs_review": bool(res["needs_review"]),
+            **{f"novelty_{m}": (res.get("novelty") or {}).get(m) for m in MODALITIES},
             "critique": res["critique"],
             "evidence": json.dumps({d: c.get("evidence", []) for d, c in
                                     (res.get("critique_json") or {}).get("dimensions", {}).items()})}

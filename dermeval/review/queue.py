@@ -6,6 +6,13 @@ the batch (each part scaled to 0-1, weighted by ``review.weights`` in ``params.y
 - ``uncertainty``: the evaluator's largest per-dimension uncertainty, relative to the batch's largest;
 - ``needs_review``: the evaluator flagged the narrative (unsure, or out of its depth: unlike its
   training data in text, image or their pairing);
+- ``novelty``: how far the narrative or its image lies from the evaluator's training data (the
+  larger of the two novelty scores, relative to the batch's largest; rows scored before the
+  store kept novelty count as 0): the regions where the next version has least to go on;
+- ``typical``: how much the narrative's wording resembles the rest of the batch (mean TF-IDF cosine
+  similarity to its ``TYPICAL_K`` nearest neighbours, relative to the batch's most typical): a rating
+  of a typical narrative teaches the next version about many others. With a small budget the
+  typical cases teach more than the extreme ones (the "cold start" of active learning);
 - ``low_safety``: how far under the safety floor (plus one point) the evaluator put Safety, where
   a wrong score costs most.
 
@@ -29,6 +36,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from dermeval.model.ood import MODALITIES
 from dermeval.review.ratings import latest
 from dermeval.schema import DIMENSIONS
 from dermeval.store.models import Batch, Case, Narrative, Score
@@ -47,18 +55,52 @@ def candidates(engine: Engine, evaluator_version: str, batch_id: str | None = No
         if batch_id is None:
             return pd.DataFrame()
         q = (select(s.c.narrative_id, s.c.batch_id, s.c.model, s.c.needs_review, s.c.safety, s.c.overall,
-                    *[s.c[f"u_{d}"] for d in DIMENSIONS], n.c.text, n.c.case_id, c.c.category, c.c.fitzpatrick,
-                    c.c.image)
+                    *[s.c[f"u_{d}"] for d in DIMENSIONS], *[s.c[f"novelty_{m}"] for m in MODALITIES],
+                    n.c.text, n.c.case_id, c.c.category, c.c.fitzpatrick, c.c.image)
              .select_from(s.join(n, s.c.narrative_id == n.c.id).outerjoin(c, n.c.case_id == c.c.id))
              .where(s.c.batch_id == batch_id, s.c.evaluator_version == evaluator_version)
              .order_by(s.c.narrative_id))
         return pd.DataFrame(conn.execute(q).mappings().all())
 
 
+def _relative(x: np.ndarray) -> np.ndarray:
+    """``x`` over the batch's largest (0 where unknown, all 0 when nothing is known or all are 0)."""
+    x = np.nan_to_num(np.asarray(x, float), nan=0.0)
+    top = x.max() if len(x) else 0.0
+    return x / top if top > 0 else np.zeros(len(x))
+
+
+TYPICAL_K = 10
+
+
+def typicality(texts: list[str], k: int = TYPICAL_K) -> np.ndarray:
+    """Mean cosine similarity (TF-IDF of words and word pairs) of each text to its ``k`` nearest others."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    n = len(texts)
+    if n < 2:
+        return np.ones(n)
+    try:
+        x = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2 if n > 50 else 1).fit_transform(texts)
+    except ValueError:  # no word occurs twice (or at all): nothing is more typical than the rest
+        return np.ones(n)
+    kk = min(k, n - 1)
+    out = np.empty(n)
+    for start in range(0, n, 1024):  # n x n similarities, a block of rows at a time
+        sim = (x[start:start + 1024] @ x.T).toarray()
+        sim[np.arange(len(sim)), np.arange(start, start + len(sim))] = -np.inf  # not itself
+        out[start:start + len(sim)] = np.sort(sim, axis=1)[:, -kk:].mean(1)
+    return out
+
+
 def value_parts(df: pd.DataFrame, safety_floor: float) -> pd.DataFrame:
-    u = df[[f"u_{d}" for d in DIMENSIONS]].to_numpy(float).max(1)
-    return pd.DataFrame({"uncertainty": u / u.max() if len(u) and u.max() > 0 else np.zeros(len(df)),
+    nov = [f"novelty_{m}" for m in MODALITIES]
+    novelty = (df[nov].astype(float).max(1, skipna=True).to_numpy() if all(c in df for c in nov)
+               else np.zeros(len(df)))
+    return pd.DataFrame({"uncertainty": _relative(df[[f"u_{d}" for d in DIMENSIONS]].to_numpy(float).max(1)),
                          "needs_review": df["needs_review"].astype(float).to_numpy(),
+                         "novelty": _relative(novelty),
+                         "typical": _relative(typicality(df["text"].astype(str).tolist())),
                          "low_safety": np.clip((safety_floor + 1.0 - df["safety"].to_numpy(float))
                                                / (safety_floor + 1.0), 0.0, 1.0)}, index=df.index)
 

@@ -86,6 +86,9 @@ class Score(SQLModel, table=True):
     u_reasoning_coherence: float
     u_description_precision: float
     needs_review: bool = False
+    # novelty (1 = the calibration split's out-of-distribution threshold); NULL for rows scored before 0005
+    novelty_text: float | None = None
+    novelty_image: float | None = None
     critique: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     # JSON: dimension -> the sentences that drove its score
     evidence: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))

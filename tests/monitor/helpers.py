@@ -43,5 +43,6 @@ class FakeEvaluator:
             scores["safety"] = 1.0 if "no need to see a doctor" in r["diagnostic_text"].lower() else 4.0
             out.append({"id": r["id"], "scores": scores, "overall": round(float(np.mean(list(scores.values()))), 3),
                         "uncertainty": dict.fromkeys(DIMENSIONS, 0.3), "needs_review": h > 0.8,
+                        "novelty": {"text": round(1.5 * h, 3), "image": 0.4},
                         "critique": "fake", "evaluator": {"name": "fake", "version": "1"}})
         return out

@@ -185,3 +185,27 @@ def test_a_moved_project_uses_its_own_mlflow_artifacts(tmp_path, monkeypatch):
     with mlflow.start_run(experiment_id=exp) as run2:  # new runs write into the moved folder
         assert run2.info.artifact_uri.startswith((moved / "mlartifacts").as_uri())
     mlflow.set_tracking_uri(None)
+
+
+def test_registry_uris_resolve_in_the_tracking_server_whatever_registry_the_process_was_given(tmp_path, monkeypatch):
+    """A registry URI left in the environment (MLflow's ``set_registry_uri`` exports one) must not redirect
+    the monitor's champion lookup or download: the project keeps its registry on the tracking server."""
+    import mlflow
+
+    from dermeval.model.evaluator import EvaluatorNotFound, load_evaluator
+    from dermeval.monitor.run import evaluator_version
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    reg = Registry(uri, "dermeval", tmp_path / "audit.jsonl")
+    version = new_version(reg, tmp_path, make_report())
+    reg.promote(version, "first champion", by="test")
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", f"sqlite:///{tmp_path}/elsewhere.db")  # an empty registry
+    mlflow.set_tracking_uri(uri)
+    try:
+        assert evaluator_version("models:/dermeval@champion") == f"dermeval/v{version}"
+        assert evaluator_version(f"models:/dermeval/{version}") == f"dermeval/v{version}"
+        # found and fetched (the test version holds an MLmodel file, not an evaluator)
+        with pytest.raises(EvaluatorNotFound, match="holds no DermEval evaluator"):
+            load_evaluator("models:/dermeval@champion")
+    finally:
+        mlflow.set_tracking_uri(None)

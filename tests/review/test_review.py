@@ -76,6 +76,21 @@ def test_the_queue_ranks_by_value_spreads_over_strata_and_keeps_a_random_share(s
     assert again == queue  # seeded by the batch: the same queue for everyone asking
 
 
+def test_the_queue_values_what_the_evaluator_has_least_seen(store):
+    from dermeval.review.queue import candidates, value_parts
+
+    every = candidates(store["engine"], "fake/v1")
+    assert every["novelty_text"].notna().all() and (every["novelty_image"] == 0.4).all()  # stored with each score
+    novelty = value_parts(every, 2.5)["novelty"]
+    expect = np.maximum(every["novelty_text"], 0.4)
+    assert novelty.max() == 1.0 and np.allclose(novelty, expect / expect.max())
+    old = every.assign(novelty_text=np.nan, novelty_image=np.nan)  # rows scored before the store kept novelty
+    assert (value_parts(old, 2.5)["novelty"] == 0).all()
+    only = {**Q, "weights": {"novelty": 1.0}, "random_share": 0.0, "stratify": []}
+    picked = build_queue(store["engine"], "fake/v1", budget=6, **only)
+    assert np.mean([q["why"]["novelty"] for q in picked]) > float(novelty.mean()) + 0.1
+
+
 def test_rated_narratives_leave_the_queue(store):
     eng = store["engine"]
     first = build_queue(eng, "fake/v1", budget=5, **Q)[0]["narrative_id"]
