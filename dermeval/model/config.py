@@ -44,6 +44,9 @@ class TrainConfig(BaseModel):
     # A second diagnosis verdict, against the image alone: a narrative shown with another case's image
     # loses Accuracy even when its own findings agree with its conclusion.
     image_verdict: bool
+    # One score calibration for narratives written like the expert references and one for the rest,
+    # blended by a style model's probability (off: one calibration for all; see dermeval/model/style.py).
+    calibrate_by_style: bool
     # The saved model's review rules: needs_review when any dimension's uncertainty exceeds
     # review_threshold, or (null) the level only review_share of the calibration split passes;
     # out_of_distribution beyond the ood_quantile of the calibration split's distances.

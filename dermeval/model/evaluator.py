@@ -28,6 +28,7 @@ from dermeval.model.critique import build_critique, critique_text, empty_critiqu
 from dermeval.model.data import FeatureSet, featurize
 from dermeval.model.network import DermEvalNet, NetConfig
 from dermeval.model.ood import MODALITIES, Novelty
+from dermeval.model.style import StyleModel
 from dermeval.model.train import apply_calibration, predict_raw
 from dermeval.schema import DIMENSIONS
 
@@ -48,6 +49,7 @@ class Evaluator:
         self.net = net.eval()
         self.meta = meta
         self.calibration = meta["calibration"]
+        self.style = StyleModel.from_json(self.calibration["style"]) if "by_style" in self.calibration else None
         self.defect_names: list[str] = meta["defect_names"]
         self.review_threshold = float(meta.get("review_threshold", 0.6))
         self.claim_thresholds: dict[str, float] = dict(meta.get("claim_thresholds") or {})
@@ -104,7 +106,8 @@ class Evaluator:
                                             or fs.vocab_source[1] != tuple(self.categories)):
             fs.attach_vocabulary(self.vocabulary, self.categories)
         raw = predict_raw(self.net, fs, idx, with_attention=with_attention)
-        mean, sigma = apply_calibration(self.calibration, raw)
+        mean, sigma = apply_calibration(self.calibration, raw,
+                                        self.style.prob(fs, idx) if self.style is not None else None)
         empty = fs.stats[idx, 2] > 0.5
         mean[empty], sigma[empty] = 0.0, 0.0  # an empty narrative sits at the floor, by rule
         out = {"scores": mean, "sigma": sigma, "defect_probs": 1 / (1 + np.exp(-raw["defect_logits"])),

@@ -14,8 +14,21 @@ from dermeval.model.critique import claim_thresholds
 from dermeval.model.data import FeatureSet
 from dermeval.model.evaluator import Evaluator
 from dermeval.model.ood import Novelty
-from dermeval.model.train import Targets, TrainConfig, apply_calibration, fit_calibration, predict_raw, train_network
+from dermeval.model.style import StyleModel
+from dermeval.model.train import (
+    Targets,
+    TrainConfig,
+    apply_calibration,
+    fit_calibration,
+    fit_style_calibration,
+    predict_raw,
+    train_network,
+)
 from dermeval.problems import PROBLEM_NAMES
+
+# Records of this source are (derived from) expert references: the calibration's "expert" style.
+EXPERT_SOURCE = "dermbench"
+MIN_STYLE_ROWS = 50  # fewer calibration rows of either style: one calibration for all
 
 
 def split_indices(fs: FeatureSet, splits: dict[str, str]) -> dict[str, np.ndarray]:
@@ -50,10 +63,18 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
         fs.attach_vocabulary(vocab, categories)
     net, history = train_network(fs, targets, idx["train"], idx["val"], cfg, progress=progress)
     calib_raw = predict_raw(net, fs, idx["calib"])
-    calibration = fit_calibration(calib_raw, targets.consensus[idx["calib"]])
+    expert = np.array([str(r.get("source", "")) == EXPERT_SOURCE for r in rows])
+    calib_expert, style_prob = expert[idx["calib"]], None
+    if cfg.calibrate_by_style and min(calib_expert.sum(), (~calib_expert).sum()) >= MIN_STYLE_ROWS:
+        style = StyleModel.fit(fs, idx["train"], expert[idx["train"]].astype(int), seed=cfg.seed)
+        style_prob = style.prob(fs, idx["calib"])
+        calibration = fit_style_calibration(calib_raw, targets.consensus[idx["calib"]], calib_expert,
+                                            style.to_json())
+    else:  # one map (too few rows of either style on the calibration split to fit two)
+        calibration = fit_calibration(calib_raw, targets.consensus[idx["calib"]])
     review_threshold = cfg.review_threshold
     if review_threshold is None:  # the level only review_share of the held-out calibration rows pass
-        _, sigma = apply_calibration(calibration, calib_raw)
+        _, sigma = apply_calibration(calibration, calib_raw, style_prob)
         review_threshold = round(float(np.quantile(sigma.max(1), 1 - cfg.review_share)), 4)
     thresholds = _claim_thresholds(calib_raw, targets, idx["calib"], cfg.claim_precision,
                                    np.array([str(rows[i].get("source", "")) for i in idx["calib"]]))

@@ -186,9 +186,39 @@ def fit_calibration(raw: dict[str, np.ndarray], y: np.ndarray) -> dict[str, Any]
     return cal
 
 
-def apply_calibration(cal: dict[str, Any], raw: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def fit_style_calibration(raw: dict[str, np.ndarray], y: np.ndarray, expert: np.ndarray,
+                          style: dict[str, Any]) -> dict[str, Any]:
+    """One calibration (as :func:`fit_calibration`) for the rows written like the expert references
+    (``expert``), one for the rest; applied blended by the style model's probability (``style``:
+    :meth:`dermeval.model.style.StyleModel.to_json`)."""
+    expert = np.asarray(expert, bool)
+
+    def part(mask: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: v[mask] for k, v in raw.items() if isinstance(v, np.ndarray) and len(v) == len(mask)}
+
+    return {"by_style": {"expert": fit_calibration(part(expert), y[expert]),
+                         "generated": fit_calibration(part(~expert), y[~expert])}, "style": style}
+
+
+def _apply_one(cal: dict[str, Any], raw: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     mean = np.stack([np.interp(raw["mean"][:, j], cal[d]["x"], cal[d]["y"]) for j, d in enumerate(DIMENSIONS)], 1)
     sigma = np.stack([np.sqrt(np.exp(raw["logvar"][:, j])) * cal[d]["sigma_scale"]
                       for j, d in enumerate(DIMENSIONS)], 1)
+    return mean, sigma
+
+
+def apply_calibration(cal: dict[str, Any], raw: dict[str, np.ndarray],
+                      expert_prob: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated means and SDs. A calibration per writing style needs ``expert_prob`` (the style
+    model's probability per row) and blends the two: the mixture's mean and SD."""
+    if "by_style" not in cal:
+        return _apply_one(cal, raw)
+    if expert_prob is None:
+        raise ValueError("this calibration is per writing style: pass the style model's probabilities")
+    ma, sa = _apply_one(cal["by_style"]["expert"], raw)
+    mb, sb = _apply_one(cal["by_style"]["generated"], raw)
+    p = np.asarray(expert_prob, float)[:, None]
+    mean = p * ma + (1 - p) * mb
+    sigma = np.sqrt(p * (sa**2 + ma**2) + (1 - p) * (sb**2 + mb**2) - mean**2)
     return mean, sigma
 
