@@ -91,6 +91,19 @@ def test_the_queue_values_what_the_evaluator_has_least_seen(store):
     assert np.mean([q["why"]["novelty"] for q in picked]) > float(novelty.mean()) + 0.1
 
 
+def test_typical_narratives_are_those_worded_like_the_rest_of_the_batch():
+    from dermeval.review.queue import typicality
+
+    common = ["Erythematous scaly plaques on the elbows, most consistent with psoriasis; refer to dermatology.",
+              "Scaly erythematous plaques on both elbows, consistent with plaque psoriasis; dermatology referral.",
+              "Well-demarcated scaly plaques on the elbows and knees, most consistent with psoriasis.",
+              "Silvery scaly plaques over the elbows, typical of psoriasis; refer to a dermatologist."]
+    odd = "Buy now: limited offer on garden furniture, free delivery this weekend only."
+    t = typicality([*common, odd], k=2)
+    assert t[-1] == t.min() and t[-1] < 0.5 * t[:-1].min()
+    assert np.isfinite(typicality(["one", "two"])).all() and len(typicality([])) == 0  # tiny batches do not fail
+
+
 def test_rated_narratives_leave_the_queue(store):
     eng = store["engine"]
     first = build_queue(eng, "fake/v1", budget=5, **Q)[0]["narrative_id"]
