@@ -266,16 +266,17 @@ def registry_client(tracking_uri: str | None = None):
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
-    """``models:/NAME@ALIAS`` -> ``(NAME, None, ALIAS)``; ``models:/NAME/VERSION`` -> ``(NAME, VERSION, None)``."""
+def parse_model_uri(uri: str) -> tuple[str, str | None, str | None] | None:
+    """``models:/NAME@ALIAS`` -> ``(NAME, None, ALIAS)``; ``models:/NAME/VERSION`` -> ``(NAME, VERSION, None)``;
+    None for a URI that names no registered model (a logged model's ``models:/m-...``, another scheme)."""
+    if not uri.startswith("models:/"):
+        return None
     ref = uri.removeprefix("models:/").strip("/")
     if "@" in ref:
         name, _, alias = ref.partition("@")
-        return name, None, alias
+        return (name, None, alias) if name and alias else None
     name, _, version = ref.partition("/")
-    if not name or not version:
-        raise EvaluatorNotFound(f"{uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
-    return name, version, None
+    return (name, version, None) if name and version else None
 
 
 def load_evaluator(path_or_uri: Path | str, cache: Path | str | None = None, precision: str = "fp32") -> Evaluator:
@@ -292,11 +293,11 @@ def load_evaluator(path_or_uri: Path | str, cache: Path | str | None = None, pre
 
         try:
             tracking = mlflow.get_tracking_uri()
-            source = target
-            if target.startswith("models:/"):
+            source, registered = target, parse_model_uri(target)
+            if registered is not None:
                 # Resolved in the project's registry (the tracking server) by a scoped client: MLflow's own
                 # models:/ resolution reads the process-wide registry URI, which an earlier caller may have set.
-                name, version, alias = parse_model_uri(target)
+                name, version, alias = registered
                 client = registry_client(tracking)
                 if alias:
                     version = client.get_model_version_by_alias(name, alias).version

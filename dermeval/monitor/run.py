@@ -70,12 +70,12 @@ def evaluator_version(model: str) -> str:
     if model.startswith("models:/"):
         from mlflow.exceptions import MlflowException
 
-        from dermeval.model.evaluator import EvaluatorNotFound, parse_model_uri, registry_client
+        from dermeval.model.evaluator import parse_model_uri, registry_client
 
-        try:
-            name, version, alias = parse_model_uri(model)
-        except EvaluatorNotFound as exc:
-            raise MonitorError(str(exc)) from None
+        registered = parse_model_uri(model)
+        if registered is None:
+            raise MonitorError(f"{model}: expected models:/NAME@ALIAS or models:/NAME/VERSION (a registered evaluator)")
+        name, version, alias = registered
         client = registry_client()
         try:
             mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
