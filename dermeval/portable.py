@@ -77,3 +77,26 @@ def relocate_tracking(uri: str, artifact_root: str, project: Path | str | None =
 
 def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def registry_client(tracking_uri: str | None = None):
+    """An MLflow client whose model registry is the tracking server (the project keeps both in one
+    place; see ``register.tracking_uri``), whatever registry URI the process was given before."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def parse_model_uri(uri: str) -> tuple[str, str | None, str | None] | None:
+    """``models:/NAME@ALIAS`` -> ``(NAME, None, ALIAS)``; ``models:/NAME/VERSION`` -> ``(NAME, VERSION, None)``;
+    None for a URI that names no registered model (a logged model's ``models:/m-...``, another scheme)."""
+    if not uri.startswith("models:/"):
+        return None
+    ref = uri.removeprefix("models:/").strip("/")
+    if "@" in ref:
+        name, _, alias = ref.partition("@")
+        return (name, None, alias) if name and alias else None
+    name, _, version = ref.partition("/")
+    return (name, version, None) if name and version else None

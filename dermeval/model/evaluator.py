@@ -30,6 +30,7 @@ from dermeval.model.network import DermEvalNet, NetConfig
 from dermeval.model.ood import MODALITIES, Novelty
 from dermeval.model.style import StyleModel
 from dermeval.model.train import apply_calibration, predict_raw
+from dermeval.portable import parse_model_uri, registry_client
 from dermeval.schema import DIMENSIONS
 
 FORMAT_VERSION = 1
@@ -254,29 +255,6 @@ def prepare_input(obj: Any, source: str, line: int, image_root: Path | str | Non
         if Path(image).resolve().is_relative_to(root):
             image = str(Path(image).resolve().relative_to(root))
     return {"id": parsed.id, "image": image, "diagnostic_text": parsed.diagnostic_text}, None
-
-
-def registry_client(tracking_uri: str | None = None):
-    """An MLflow client whose model registry is the tracking server (the project keeps both in one
-    place; see ``register.tracking_uri``), whatever registry URI the process was given before."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    uri = tracking_uri or mlflow.get_tracking_uri()
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def parse_model_uri(uri: str) -> tuple[str, str | None, str | None] | None:
-    """``models:/NAME@ALIAS`` -> ``(NAME, None, ALIAS)``; ``models:/NAME/VERSION`` -> ``(NAME, VERSION, None)``;
-    None for a URI that names no registered model (a logged model's ``models:/m-...``, another scheme)."""
-    if not uri.startswith("models:/"):
-        return None
-    ref = uri.removeprefix("models:/").strip("/")
-    if "@" in ref:
-        name, _, alias = ref.partition("@")
-        return (name, None, alias) if name and alias else None
-    name, _, version = ref.partition("/")
-    return (name, version, None) if name and version else None
 
 
 def load_evaluator(path_or_uri: Path | str, cache: Path | str | None = None, precision: str = "fp32") -> Evaluator:

@@ -29,7 +29,7 @@ from dermeval.model.ood import MODALITIES
 from dermeval.monitor.analysis import SCORE_COLUMNS, alerts_for, drift, trust_summaries
 from dermeval.monitor.descriptors import narrative_descriptors, skin_lightness
 from dermeval.params import MonitorParams
-from dermeval.portable import portable_path
+from dermeval.portable import parse_model_uri, portable_path, registry_client
 from dermeval.redact import host_only
 from dermeval.schema import DIMENSIONS
 from dermeval.store import ingest
@@ -70,13 +70,9 @@ def evaluator_version(model: str) -> str:
     if model.startswith("models:/"):
         from mlflow.exceptions import MlflowException
 
-        from dermeval.model.evaluator import parse_model_uri, registry_client
-
-        registered = parse_model_uri(model)
-        if registered is None:
+        if (registered := parse_model_uri(model)) is None:
             raise MonitorError(f"{model}: expected models:/NAME@ALIAS or models:/NAME/VERSION (a registered evaluator)")
-        name, version, alias = registered
-        client = registry_client()
+        (name, version, alias), client = registered, registry_client()
         try:
             mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
         except MlflowException as exc:
