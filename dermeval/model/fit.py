@@ -63,7 +63,8 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
         fs.attach_vocabulary(vocab, categories)
     net, history = train_network(fs, targets, idx["train"], idx["val"], cfg, progress=progress)
     calib_raw = predict_raw(net, fs, idx["calib"])
-    expert = np.array([str(r.get("source", "")) == EXPERT_SOURCE for r in rows])
+    sources = np.array([str(r.get("source", "")) for r in rows])
+    expert = sources == EXPERT_SOURCE
     calib_expert, style_prob = expert[idx["calib"]], None
     if cfg.calibrate_by_style and min(calib_expert.sum(), (~calib_expert).sum()) >= MIN_STYLE_ROWS:
         style = StyleModel.fit(fs, idx["train"], expert[idx["train"]].astype(int), seed=cfg.seed)
@@ -77,7 +78,7 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
         _, sigma = apply_calibration(calibration, calib_raw, style_prob)
         review_threshold = round(float(np.quantile(sigma.max(1), 1 - cfg.review_share)), 4)
     thresholds = _claim_thresholds(calib_raw, targets, idx["calib"], cfg.claim_precision,
-                                   np.array([str(rows[i].get("source", "")) for i in idx["calib"]]))
+                                   sources[idx["calib"]])
     novelty = Novelty.fit(fs, idx["train"], idx["calib"], quantile=cfg.ood_quantile, seed=cfg.seed)
     meta = {"name": "dermeval", "version": "local", "calibration": calibration,
             "defect_names": targets.defect_names, "categories": categories,
