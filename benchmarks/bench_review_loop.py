@@ -34,11 +34,13 @@ import pandas as pd
 
 from dermeval.features import FeatureStore, Featurizer
 from dermeval.formats.common import read_rows, write_json
+from dermeval.judge.local import Calibration, LocalJudge
+from dermeval.judge.references import load_references
 from dermeval.model.data import featurize
 from dermeval.model.fit import fit_evaluator
 from dermeval.model.ood import MODALITIES
 from dermeval.params import load_params
-from dermeval.review.queue import select_rows
+from dermeval.review.queue import select_rows, value_parts
 from dermeval.schema import DIMENSIONS
 from dermeval.synth.catalogue import default_catalogue
 
@@ -63,7 +65,26 @@ def _mae(pred: dict, rows: list[dict], idx: list[int]) -> dict[str, float]:
     return out
 
 
-def _frame(pred: dict, flags: np.ndarray, rows: list[dict], idx: list[int]) -> pd.DataFrame:
+def _judge_scores(params, world: Path, rows: list[dict], idx: list[int], featurizer: Featurizer) -> np.ndarray:
+    """The offline judge's six scores for the rows ``idx`` whose case has a reference in the world's
+    ``batch_references.jsonl`` (what the monitor stores beside DermEval's); NaN elsewhere."""
+    out = np.full((len(rows), len(DIMENSIONS)), np.nan)
+    cal, ref_file = Path(params.data.judge), world / "batch_references.jsonl"
+    if not (cal.is_file() and ref_file.is_file()):
+        print(f"bench_review_loop: no judge scores ({cal} or {ref_file} missing): disagreement counts 0",
+              file=sys.stderr)
+        return out
+    refs = {r.id: r for r in load_references(ref_file).records}
+    have = [i for i in idx if rows[i].get("case_id") in refs]
+    judged = LocalJudge(featurizer, Calibration.load(cal)).judge(
+        [rows[i]["diagnostic_text"] for i in have], [refs[rows[i]["case_id"]].text for i in have],
+        [refs[rows[i]["case_id"]].diagnosis for i in have])
+    for i, (scores, _) in zip(have, judged, strict=True):
+        out[i] = [scores[d] for d in DIMENSIONS]
+    return out
+
+
+def _frame(pred: dict, flags: np.ndarray, rows: list[dict], idx: list[int], judge: np.ndarray) -> pd.DataFrame:
     """The columns the store would hold for these narratives (what the queue ranks by)."""
     df = pd.DataFrame({"i": idx, "model": [rows[i]["model"] for i in idx],
                        "category": [rows[i].get("category") for i in idx],
@@ -74,7 +95,29 @@ def _frame(pred: dict, flags: np.ndarray, rows: list[dict], idx: list[int]) -> p
         df[f"u_{d}"] = pred["sigma"][:, j]
     for j, m in enumerate(MODALITIES):
         df[f"novelty_{m}"] = pred["novelty"][:, j]
+    gap = np.abs(pred["scores"] - judge[idx])
+    df["judge_gap"] = np.where(np.isnan(gap).any(1), np.nan, np.nan_to_num(gap).max(1))
     return df
+
+
+def _signals(evaluator, fs, rows: list[dict], idx: list[int], judge: np.ndarray, safety_floor: float) -> dict:
+    """How well each value part of the starting evaluator points at its own errors on the reviewable
+    narratives: Spearman correlation with the largest per-dimension error (the simulated panel's)."""
+    from scipy.stats import spearmanr
+
+    pred = evaluator.predict(fs, idx)
+    df = _frame(pred, evaluator.review_flags(pred), rows, idx, judge)
+    truth = np.array([[rows[i]["scores"][d] for d in DIMENSIONS] for i in idx])
+    err = np.abs(pred["scores"] - truth).max(1)
+    known = ~np.isnan(judge[idx, 0])
+    out = {"narratives": len(idx), "judged": int(known.sum()),
+           "judge_overall_mae": round(float(np.abs(judge[idx][known].mean(1) - truth[known].mean(1)).mean()), 4)
+           if known.any() else None,
+           "dermeval_overall_mae": round(float(np.abs(pred["scores"].mean(1) - truth.mean(1)).mean()), 4)}
+    parts = value_parts(df, safety_floor=safety_floor)
+    out["spearman_with_largest_error"] = {k: round(float(spearmanr(parts[k], err).statistic), 3)
+                                          for k in parts.columns if parts[k].std() > 0}
+    return out
 
 
 def _variant(spec: str, defaults: dict[str, float]) -> tuple[str, dict[str, float]]:
@@ -135,7 +178,8 @@ def main() -> None:
     batch = [{**r, "image": f"dermsynth/{r['image']}", "source": "batch"} for w in weeks for r in read_rows(w)]
     rows = base + batch
     t0 = time.perf_counter()
-    fs, errors = featurize(rows, prepared, Featurizer(FeatureStore(d.feature_cache)), progress=True)
+    featurizer = Featurizer(FeatureStore(d.feature_cache))
+    fs, errors = featurize(rows, prepared, featurizer, progress=True)
     by_id = {r["id"]: r for r in rows}
     rows = [by_id[i] for i in fs.ids]
     print(f"featurised {len(rows)} rows ({len(errors)} rejected) in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
@@ -143,6 +187,8 @@ def main() -> None:
     held = [pos[r["id"]] for r in rows if r.get("source") == "batch" and _held_out(r["case_id"])]
     week_of = {pos[r["id"]]: r["week"] for r in rows if r.get("source") == "batch" and not _held_out(r["case_id"])}
     all_weeks = sorted(set(week_of.values()))
+    judge = _judge_scores(params, world, rows, list(week_of), featurizer)
+    print(f"judged {int((~np.isnan(judge[:, 0])).sum())} batch narratives (the judge beside DermEval)", file=sys.stderr)
     per_round = np.array_split(np.array(all_weeks), args.rounds)
     base_splits = {rid: sp for rid, sp in splits.items()
                    if args.base_source == "all" or by_id.get(rid, {}).get("source") == args.base_source}
@@ -151,6 +197,7 @@ def main() -> None:
     known = [(n, c.category) for c in default_catalogue().conditions for n in c.names]
     variants = dict(_variant(v, vars(rp.weights)) for v in (args.variant or ["queue"]))
     per_seed: dict[str, list[list[dict]]] = {**{v: [] for v in variants}, "random": []}
+    signals: list[dict] = []
     for seed in range(args.seeds):
         cfg = params.train.with_(epochs=args.epochs, patience=min(params.train.patience, args.epochs), seed=seed)
         rng = np.random.default_rng(seed)
@@ -162,13 +209,14 @@ def main() -> None:
             return ev
 
         start = train({})
+        signals.append(_signals(start, fs, rows, list(week_of), judge, params.monitor.safety_floor))
         for strategy in per_seed:
             evaluator, extra = start, {}
             curve = [{"round": 0, "ratings": 0, **_mae(start.predict(fs, held), rows, held)}]
             for k, wk in enumerate(per_round, start=1):
                 offer = [i for i, w in week_of.items() if w in set(wk.tolist())]
                 pred = evaluator.predict(fs, offer)
-                df = _frame(pred, evaluator.review_flags(pred), rows, offer)
+                df = _frame(pred, evaluator.review_flags(pred), rows, offer, judge)
                 if strategy != "random":
                     picked = [int(df.at[i, "i"]) for i, _ in select_rows(
                         df, budget=budget, random_share=rp.random_share, weights=variants[strategy],
@@ -200,7 +248,8 @@ def main() -> None:
            "budget_per_round": budget, "rounds": args.rounds, "retrain_epochs": args.epochs,
            "random_share": rp.random_share, "stratify": rp.stratify, "weights": variants,
            "held_out_narratives": len(held), "reviewers_per_narrative": 2, "reviewer_noise_sd": 0.3,
-           "curves": curves, "per_seed": per_seed, "final_overall_mae": final, "versus_random": compared}
+           "curves": curves, "per_seed": per_seed, "final_overall_mae": final, "versus_random": compared,
+           "signals_at_round_0": signals}
     print(json.dumps(res, indent=2))
     write_json(args.out, res)
 

@@ -238,6 +238,7 @@ class MonitorParams:
     chunk: int = 64  # narratives scored and committed together
     n_boot: int = 200  # bootstrap resamples for trust CIs and rank stability
     canary: str | None = "data/prepared/dermsynth/canary.jsonl"  # a fixed rated set every evaluator version scores
+    references: str | None = "data/prepared/dermsynth/batch_references.jsonl"  # expert references of production cases
 
     def __post_init__(self) -> None:
         if self.reference_weeks < 1:
@@ -257,6 +258,7 @@ class ReviewWeights:
     novelty: float = 1.0  # how far the narrative or its image lies from the training data
     typical: float = 0.0  # how much its wording resembles the rest of the batch
     low_safety: float = 1.0  # how far under the safety floor the evaluator put Safety
+    disagreement: float = 1.0  # the largest per-dimension gap between DermEval and the reference-based judge
 
 
 @dataclass(frozen=True)

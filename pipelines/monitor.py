@@ -70,9 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"monitor: no weekly batches under {args.prepared}/*/batches/", file=sys.stderr)
     summaries = []
     events = AuditLog(params.register.audit_log).entries()  # alias moves, kept beside the scores
+    judge = _batch_judge(params, evaluator)
     for batch in batches:
         result = monitor_batch(batch, evaluator, version, engine, p, image_root=batch.parent.parent,
-                               reports=Path(args.reports), promotion_events=events)
+                               reports=Path(args.reports), promotion_events=events, judge=judge)
         s = result.summary()
         summaries.append(s)
         print(f"monitor {s['batch']}: {s['stored']} stored ({s['scored_now']} scored now), {s['rejected']} "
@@ -82,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
                               "alerts": sum(len(s["alerts"]) for s in summaries),
                               "narratives_stored": sum(s["stored"] for s in summaries)})
     return 0
+
+
+def _batch_judge(params, evaluator):
+    """The offline judge beside DermEval for the cases with a reference (``monitor.references``)."""
+    from dermeval.monitor.judging import BatchJudge
+
+    if params.judge.backend != "local":
+        return None  # a remote judge per production narrative is a cost a team opts into elsewhere
+    return BatchJudge.load(params.monitor.references, params.data.judge, evaluator.featurizer)
 
 
 def _score_canary(p, evaluator, version: str, engine) -> dict | None:

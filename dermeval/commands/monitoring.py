@@ -25,6 +25,7 @@ def monitor(
     """Score a batch with the champion, store the scores, compute drift and trust, raise alerts."""
     from dermeval.audit import AuditLog
     from dermeval.model.evaluator import EvaluatorNotFound, load_evaluator
+    from dermeval.monitor.judging import BatchJudge
     from dermeval.monitor.run import MonitorError, evaluator_version, monitor_batch
     from dermeval.store.db import StoreError, open_store
 
@@ -39,9 +40,12 @@ def monitor(
         version = evaluator_version(target)  # before anything is written
         evaluator = load_evaluator(target, cache=loaded.data.feature_cache)
         engine = open_store(store or p.store_url, upgrade_schema=True)
+        judge = (BatchJudge.load(p.references, loaded.data.judge, evaluator.featurizer)
+                 if loaded.judge.backend == "local" else None)
         result = monitor_batch(batch, evaluator, version, engine, p, image_root=image_root, batch_id=batch_id,
                                reports=reports or Path(loaded.data.reports) / "monitor",
-                               promotion_events=AuditLog(register.audit_log).entries(), progress=not quiet)
+                               promotion_events=AuditLog(register.audit_log).entries(), progress=not quiet,
+                               judge=judge)
     except (MonitorError, EvaluatorNotFound, StoreError) as exc:
         err(f"error: {exc}")
         raise typer.Exit(2) from None

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +26,9 @@ from dermeval.images import ImageError, resolve_under
 from dermeval.model.ood import MODALITIES
 from dermeval.monitor.analysis import SCORE_COLUMNS, alerts_for, drift, trust_summaries
 from dermeval.monitor.descriptors import narrative_descriptors, skin_lightness
+from dermeval.monitor.notify import notify
 from dermeval.params import MonitorParams
 from dermeval.portable import parse_model_uri, portable_path, registry_client
-from dermeval.redact import host_only
 from dermeval.schema import DIMENSIONS
 from dermeval.store import ingest
 from dermeval.store.models import Batch, Case, Narrative, Score, now
@@ -116,16 +114,6 @@ def _read_batch(path: Path, image_root: Path) -> tuple[list[dict[str, Any]], lis
     return good, bad
 
 
-def _post(url: str, payload: dict[str, Any]) -> None:
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10):
-            pass
-    except OSError as exc:  # an alert channel failing must not lose the stored alert
-        print(f"warning: alert webhook {host_only(url)} failed: {type(exc).__name__}", file=sys.stderr)
-
-
 def _frames(engine: Engine, batch_ids: list[str], version: str) -> pd.DataFrame:
     s, n, c = Score.__table__, Narrative.__table__, Case.__table__
     cols = [s.c.narrative_id, s.c.model, s.c.needs_review, *[s.c[d] for d in SCORE_COLUMNS],
@@ -139,10 +127,13 @@ def _frames(engine: Engine, batch_ids: list[str], version: str) -> pd.DataFrame:
 def monitor_batch(batch_path: Path | str, evaluator: Any, version: str, engine: Engine, p: MonitorParams, *,
                   image_root: Path | str | None = None, batch_id: str | None = None, reports: Path | None = None,
                   promotion_events: list[dict[str, Any]] | None = None, progress: bool = True,
-                  analyse: bool = True) -> MonitorResult:
+                  analyse: bool = True, judge: Any = None) -> MonitorResult:
     """Read, store, score what is missing, analyse, record, notify, report.
 
     ``analyse=False`` stores and scores only (the canary set: no trust summaries, drift or alerts).
+
+    ``judge`` (a :class:`~dermeval.monitor.judging.BatchJudge`) adds the reference-based judge's view
+    to the narratives whose case has a reference.
 
     ``promotion_events`` are the registry's alias moves (its audit log entries), kept beside the
     scores so the dashboard can mark when the evaluator changed; the caller reads them.
@@ -158,7 +149,9 @@ def monitor_batch(batch_path: Path | str, evaluator: Any, version: str, engine: 
     week = weeks.pop() if len(weeks) == 1 else None
     done = _store_inputs(engine, rows, len(bad), batch_id, batch_path, root, week, version)
     todo = [r for r in rows if r["id"] not in done]
-    scored = _score_missing(engine, evaluator, version, todo, bad, p, root, batch_path, batch_id, progress)
+    scored = _score_missing(engine, evaluator, version, todo, bad, p, root, batch_path, batch_id, progress, judge)
+    if judge is not None:  # narratives this version scored before the judge was set up
+        judge.backfill(engine, [r for r in rows if r["id"] in done], version)
     result = MonitorResult(batch_id, len(rows) + len(bad), 0, scored, len(done), bad)
     current = _frames(engine, [batch_id], version)
     result.stored = len(current)
@@ -167,7 +160,7 @@ def monitor_batch(batch_path: Path | str, evaluator: Any, version: str, engine: 
     trust, result.drift, result.alerts, result.reference = _analyse(engine, evaluator, current, batch_id, version,
                                                                     week, p, reports)
     _record(engine, batch_id, version, week, result, trust, p, promotion_events)
-    _notify(result.alerts, batch_id, p)
+    notify(result.alerts, batch_id, p)
     if reports is not None:
         reports.mkdir(parents=True, exist_ok=True)
         write_json(reports / f"{batch_id}.json", {**result.summary(), "evaluator_version": version,
@@ -220,11 +213,13 @@ def _store_inputs(engine: Engine, rows: list[dict[str, Any]], n_bad: int, batch_
         return ingest.scored_ids(conn, [r["id"] for r in rows], version)
 
 
-def _score_row(r: dict[str, Any], res: dict[str, Any], version: str, batch_id: str) -> dict[str, Any]:
+def _score_row(r: dict[str, Any], res: dict[str, Any], version: str, batch_id: str,
+               judged: dict[str, float] | None) -> dict[str, Any]:
     return {"narrative_id": r["id"], "evaluator_version": version, "batch_id": batch_id, "model": r["model"],
             **{d: res["scores"][d] for d in DIMENSIONS}, "overall": res["overall"],
             **{f"u_{d}": res["uncertainty"][d] for d in DIMENSIONS}, "needs_review": bool(res["needs_review"]),
             **{f"novelty_{m}": (res.get("novelty") or {}).get(m) for m in MODALITIES},
+            **{k: (judged or {}).get(k) for k in ("judge_overall", "judge_gap")},
             "critique": res["critique"],
             "evidence": json.dumps({d: c.get("evidence", []) for d, c in
                                     (res.get("critique_json") or {}).get("dimensions", {}).items()})}
@@ -232,7 +227,7 @@ def _score_row(r: dict[str, Any], res: dict[str, Any], version: str, batch_id: s
 
 def _score_missing(engine: Engine, evaluator: Any, version: str, todo: list[dict[str, Any]],
                    bad: list[dict[str, Any]], p: MonitorParams, root: Path, batch_path: Path, batch_id: str,
-                   progress: bool) -> int:
+                   progress: bool, judge: Any = None) -> int:
     """Score in chunks, one transaction per chunk (a crash loses at most that chunk); returns how many
     score rows this run stored (not a concurrent run's)."""
     scored = 0
@@ -242,12 +237,13 @@ def _score_missing(engine: Engine, evaluator: Any, version: str, todo: list[dict
         results = evaluator.score_batch([{"id": r["id"], "image": r.get("image"), "diagnostic_text":
                                           r["diagnostic_text"]} for r in part], root, progress=False,
                                         source=str(batch_path), lines=[r["line"] for r in part])
+        judged = judge.judge_rows(part, results) if judge is not None else {}
         score_rows = []
         for r, res in zip(part, results, strict=True):
             if "error" in res:
                 bad.append({"line": r["line"], "id": r["id"], "error": res["error"]})
             else:
-                score_rows.append(_score_row(r, res, version, batch_id))
+                score_rows.append(_score_row(r, res, version, batch_id, judged.get(r["id"])))
         with engine.begin() as conn:
             scored += ingest.add_scores(conn, score_rows)
         bar.update(len(part))
@@ -292,13 +288,6 @@ def _record(engine: Engine, batch_id: str, version: str, week: int | None, resul
             finished_at=now(), rows_rejected=len(result.rejected)))
         if promotion_events:
             ingest.add_promotion_events(conn, promotion_events)
-
-
-def _notify(alerts: list[dict[str, Any]], batch_id: str, p: MonitorParams) -> None:
-    for a in alerts:
-        print(f"ALERT [{batch_id}] {a['message']}", file=sys.stderr)
-        if p.webhook_url:
-            _post(p.webhook_url, {"batch": batch_id, **{k: a[k] for k in ("kind", "model", "feature", "message")}})
 
 
 def _reference_batches(engine: Engine, reference_weeks: int, current: str) -> list[str]:

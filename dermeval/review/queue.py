@@ -15,6 +15,10 @@ the batch (each part scaled to 0-1, weighted by ``review.weights`` in ``params.y
   typical cases teach more than the extreme ones (the "cold start" of active learning);
 - ``low_safety``: how far under the safety floor (plus one point) the evaluator put Safety, where
   a wrong score costs most.
+- ``disagreement``: the largest per-dimension gap between DermEval and the reference-based judge,
+  relative to the batch's largest, where the case has an expert reference and the monitor judged it
+  (:mod:`dermeval.monitor.judging`; elsewhere 0): two evaluators built on different evidence
+  disagree, so at least one is wrong, and a rating shows which.
 
 The budget is spread over strata (``review.stratify``: MLLM, category, skin type; each key on
 its own): each pick comes from the least-picked strata, drawn with probability proportional to
@@ -56,7 +60,7 @@ def candidates(engine: Engine, evaluator_version: str, batch_id: str | None = No
             return pd.DataFrame()
         q = (select(s.c.narrative_id, s.c.batch_id, s.c.model, s.c.needs_review, s.c.safety, s.c.overall,
                     *[s.c[f"u_{d}"] for d in DIMENSIONS], *[s.c[f"novelty_{m}"] for m in MODALITIES],
-                    n.c.text, n.c.case_id, c.c.category, c.c.fitzpatrick, c.c.image)
+                    s.c.judge_gap, n.c.text, n.c.case_id, c.c.category, c.c.fitzpatrick, c.c.image)
              .select_from(s.join(n, s.c.narrative_id == n.c.id).outerjoin(c, n.c.case_id == c.c.id))
              .where(s.c.batch_id == batch_id, s.c.evaluator_version == evaluator_version)
              .order_by(s.c.narrative_id))
@@ -101,6 +105,8 @@ def value_parts(df: pd.DataFrame, safety_floor: float) -> pd.DataFrame:
                          "needs_review": df["needs_review"].astype(float).to_numpy(),
                          "novelty": _relative(novelty),
                          "typical": _relative(typicality(df["text"].astype(str).tolist())),
+                         "disagreement": _relative(df["judge_gap"].astype(float).to_numpy() if "judge_gap" in df
+                                                   else np.zeros(len(df))),
                          "low_safety": np.clip((safety_floor + 1.0 - df["safety"].to_numpy(float))
                                                / (safety_floor + 1.0), 0.0, 1.0)}, index=df.index)
 

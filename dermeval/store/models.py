@@ -89,6 +89,10 @@ class Score(SQLModel, table=True):
     # novelty (1 = the calibration split's out-of-distribution threshold); NULL for rows scored before 0005
     novelty_text: float | None = None
     novelty_image: float | None = None
+    # the reference-based judge, where the case has an expert reference (see dermeval/monitor/judging.py):
+    # its overall score and the largest per-dimension |DermEval - judge|; NULL where not judged (and before 0006)
+    judge_overall: float | None = None
+    judge_gap: float | None = None
     critique: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     # JSON: dimension -> the sentences that drove its score
     evidence: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))

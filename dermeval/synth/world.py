@@ -155,7 +155,7 @@ def generate_world(out: Path | str, cfg: WorldConfig = WorldConfig(), progress: 
         "files": {"cases": "cases.jsonl", "ratings": "ratings.jsonl", "candidates": "candidates.jsonl",
                   "batches": batch_files, "shifts": "shifts.json", "raters": "raters.json",
                   "operators": "operators.json", "mllms": "mllms.json", "contact_sheet": "contact_sheet.png",
-                  "canary": "canary.jsonl"},
+                  "canary": "canary.jsonl", "batch_references": "batch_references.jsonl"},
     }
     write_json(out / "manifest.json", manifest)
     return manifest
@@ -163,13 +163,14 @@ def generate_world(out: Path | str, cfg: WorldConfig = WorldConfig(), progress: 
 
 def _write_batches(out: Path, cfg: WorldConfig, catalogue: Catalogue, panel: list[pn.Rater],
                    progress: bool) -> list[dict[str, str]]:
-    files = []
+    files, references = [], []
     for week in tqdm(range(1, cfg.weeks + 1), desc="DermSynth weekly batches", disable=not progress, unit="week"):
         mix = DARK_SKIN_MIX if week >= cfg.skin_shift_week else BASE_SKIN_MIX
         overrides = {SAFETY_SHIFT_MODEL: SAFETY_SHIFT_RATES} if week >= cfg.safety_shift_week else None
         rows = []
         ids = [f"ds{cfg.seed}-w{week:02d}-{i:04d}" for i in range(cfg.batch_cases)]
         for case, rng, ctx in _cases(out, cfg, catalogue, ids, 1000 + week, mix):
+            references.append({k: case[k] for k in ("id", "reference_text", "diagnosis", "category")})
             rated = rate_candidates(case["id"], case["reference_text"], ctx, PROFILES, panel, rng, overrides)
             rows += [{**r, "week": week, "condition_id": case["condition_id"]} for r in _case_rows(case, rated)]
         batch = f"batches/week_{week:02d}.jsonl"
@@ -180,6 +181,9 @@ def _write_batches(out: Path, cfg: WorldConfig, catalogue: Catalogue, panel: lis
                                   for r in rows))
         write_jsonl(out / truth, rows)
         files.append({"week": week, "batch": batch, "truth": truth})
+    # The expert reference of every batch case: a team holding references for (some of) its production
+    # cases lets the monitor run the reference-based judge beside DermEval (monitor.references).
+    write_jsonl(out / "batch_references.jsonl", references)
     return files
 
 
