@@ -258,7 +258,7 @@ class ReviewWeights:
     novelty: float = 1.0  # how far the narrative or its image lies from the training data
     typical: float = 0.0  # how much its wording resembles the rest of the batch
     low_safety: float = 1.0  # how far under the safety floor the evaluator put Safety
-    disagreement: float = 1.0  # the largest per-dimension gap between DermEval and the reference-based judge
+    disagreement: float = 0.0  # the largest per-dimension gap between DermEval and the reference-based judge
 
 
 @dataclass(frozen=True)
