@@ -133,6 +133,14 @@ def generalisation_section(gen: dict[str, Any]) -> list[str]:
             lines.append(f"| {b['set']} | {b['n']} | {b['needs_review_share']:.0%} | "
                          f"{b['out_of_distribution_share']:.0%} | {b['big_errors']} | "
                          + (f"{share:.0%}" if share is not None else "n/a") + " |")
+        judged = [b for b in depth if b.get("flagged_with_judge_share") is not None]
+        if judged:
+            lines += ["", "Where a case has an expert reference, a dimension more than 1.0 from the offline judge's "
+                      "score can flag too (what the monitor keeps as `judge_gap`): "
+                      + "; ".join(f"{b['set']}: {b['flagged_with_judge_share']:.0%} flagged, big errors flagged "
+                                  + (f"{b['big_errors_flagged_with_judge_share']:.0%}"
+                                     if b.get("big_errors_flagged_with_judge_share") is not None else "n/a")
+                                  + f" (reference for {b['judge_share']:.0%})" for b in judged) + "."]
     crit = gen.get("critique")
     if crit:
         sc, tc, dx = crit["stress_claims"], crit["test_claims"], crit["diagnosis_check"]

@@ -151,9 +151,12 @@ def clean_report(scores: np.ndarray, pred: dict[str, np.ndarray] | None, keep: n
 BIG_ERROR = 1.0  # a dimension score this far from the panel is a big error
 
 
-def out_of_depth_report(sets: list[tuple[list[dict], dict[str, np.ndarray], str]]) -> list[dict[str, Any]]:
+def out_of_depth_report(sets: list[tuple[list[dict], dict[str, np.ndarray], str]],
+                        judged: dict[str, np.ndarray | None] | None = None) -> list[dict[str, Any]]:
     """Per test set: the share flagged (needs_review, out_of_distribution) and the share of big
-    errors (a dimension off by more than BIG_ERROR) whose narrative was flagged."""
+    errors (a dimension off by more than BIG_ERROR) whose narrative was flagged. With the offline
+    judge's scores for a set (``judged[label]``, NaN where a row has no reference), the same when a
+    dimension's gap to the judge over BIG_ERROR also flags: what a monitor with references sees."""
     out = []
     for rows, pred, label in sets:
         if not rows:
@@ -167,6 +170,14 @@ def out_of_depth_report(sets: list[tuple[list[dict], dict[str, np.ndarray], str]
                     "out_of_distribution_share": round(float(ood.mean()), 4),
                     "big_errors": int(big.sum()),
                     "big_errors_flagged_share": round(float(per_score.mean()), 4) if big.any() else None})
+        j = (judged or {}).get(label)
+        if j is not None:
+            gap = np.abs(pred["scores"] - j)
+            with_judge = flagged | (np.nan_to_num(gap, nan=0.0).max(1) > BIG_ERROR)
+            per_score = np.broadcast_to(with_judge[:, None], big.shape)[big]
+            out[-1].update(judge_share=round(float((~np.isnan(j[:, 0])).mean()), 4),
+                           flagged_with_judge_share=round(float(with_judge.mean()), 4),
+                           big_errors_flagged_with_judge_share=round(float(per_score.mean()), 4) if big.any() else None)
     return out
 
 
@@ -292,7 +303,12 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, judge: str | Non
     report["clean_references"] = {"evaluator": clean_report(scores[clean], pred, clean)}
     test_sets = [(ds_rows, ds_pred, "dermsynth test split")] + (
         [(db_rows, db_pred, "real DermBench test split")] if real else [])
-    report["out_of_depth"] = out_of_depth_report(test_sets + [(held_rows, held_pred, "held-out wording")])
+    case_refs, case_dx = _case_references(prepared)
+    all_refs, all_dx = {**case_refs, **refs}, {**case_dx, **dx}
+    report["out_of_depth"] = out_of_depth_report(
+        test_sets + [(held_rows, held_pred, "held-out wording")],
+        {label: _judged_aligned(scorer, rs, all_refs, all_dx) for rs, _, label in
+         test_sets + [(held_rows, held_pred, "held-out wording")]})
     report["critique"] = critique_report(rows, pred, test_sets, scorer.evaluator.defect_names, p,
                                          scorer.evaluator.claim_thresholds)
     text_rows = [r for r in rows if r["variant"] != "other_image"]
@@ -310,6 +326,23 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, judge: str | Non
                                **{d: round(float(scores[k, j]), 3) for j, d in enumerate(DIMENSIONS)}}
                               for k, r in enumerate(rows)]
     return report
+
+
+def _case_references(prepared: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Every prepared case's expert reference and its diagnosis (each source's ``cases.jsonl``)."""
+    cases = [c for f in sorted(prepared.glob("*/cases.jsonl")) for _, c in iter_jsonl(f)
+             if isinstance(c, dict) and c.get("reference_text")]
+    return {c["id"]: c["reference_text"] for c in cases}, {c["id"]: _diagnosis(c) for c in cases}
+
+
+def _judged_aligned(scorer: Scorer, rows: list[dict], refs: dict[str, str], dx: dict[str, str]) -> np.ndarray | None:
+    """The judge's six scores per row (NaN where the row's case has no reference); None without a judge."""
+    have = [k for k, r in enumerate(rows) if r.get("case_id") in refs]
+    if scorer.judge is None or not have:
+        return None
+    out = np.full((len(rows), len(DIMENSIONS)), np.nan)
+    out[have] = scorer.judged([rows[k] for k in have], refs, dx)
+    return out
 
 
 def _judge_block(scorer: Scorer, rows: list[dict], refs: dict[str, str], dx: dict[str, str],

@@ -84,13 +84,35 @@ def test_report_section_shows_what_is_flagged_and_how_true_the_critique_is():
     acc = {"value": 0.9, "ci_low": 0.8, "ci_high": 0.95, "n": 10}
     gen = _report(acc, {}, out_of_depth=[{"set": "real DermBench test split", "n": 40, "needs_review_share": 0.25,
                                          "out_of_distribution_share": 0.05, "big_errors": 8,
-                                         "big_errors_flagged_share": 0.5}],
+                                         "big_errors_flagged_share": 0.5, "judge_share": 1.0,
+                                         "flagged_with_judge_share": 0.4,
+                                         "big_errors_flagged_with_judge_share": 0.875}],
                   critique={"stress_claims": {"n": 20, "precision": acc}, "test_claims": {"n": 0, "precision": None},
                             "diagnosis_check": {"precision": 0.8, "n_flagged": 10,
                                                 "recall": {"wrong_conclusion": 0.7}, "clean_flagged_share": 0.05},
                             "distinct_evidence_mean": 2.5})
     text = "\n".join(generalisation_section(gen))
     assert "| real DermBench test split | 40 | 25% | 5% | 8 | 50% |" in text
+    assert "real DermBench test split: 40% flagged, big errors flagged 88% (reference for 100%)" in text
     assert 'precision of its "Detected:" claims on the stress suite 0.90 (20 claims)' in text
     assert "caught wrong_conclusion 70%; clean references flagged 5%" in text
     assert "| real DermBench text: DermEval | 0.300 |" in text
+
+
+def test_a_large_gap_to_the_judge_flags_big_errors_only_where_a_reference_exists():
+    from dermeval.schema import DIMENSIONS
+    from pipelines.generalise import out_of_depth_report
+
+    truth = np.full((4, 6), 3.0)
+    rows = [{"scores": dict(zip(DIMENSIONS, t, strict=True))} for t in truth]
+    scores = truth.copy()
+    scores[:3, 0] = 4.5  # three narratives with a big Accuracy error, none flagged by DermEval
+    pred = {"scores": scores, "needs_review": np.array([False, False, False, True])}
+    judged = truth.copy()
+    judged[1] = np.nan  # no reference for the second narrative
+    judged[2, 0] = 4.0  # the judge agrees with DermEval's mistake here: a gap of 0.5 does not flag
+    (only,) = out_of_depth_report([(rows, pred, "s")])
+    (both,) = out_of_depth_report([(rows, pred, "s")], {"s": judged})
+    assert only["big_errors_flagged_share"] == 0.0 and "flagged_with_judge_share" not in only
+    assert both["big_errors"] == 3 and both["big_errors_flagged_with_judge_share"] == round(1 / 3, 4)
+    assert both["flagged_with_judge_share"] == 0.5 and both["judge_share"] == 0.75
