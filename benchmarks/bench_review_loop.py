@@ -1,6 +1,6 @@
 """The expert loop on the default world: a rating budget spent by the review queue vs at random.
 
-Usage: python benchmarks/bench_review_loop.py [--budget 40] [--rounds 3] [--epochs 25] [--seeds 2]
+Usage: python benchmarks/bench_review_loop.py [--budget 40] [--rounds 3] [--epochs 25] [--seeds 2] [--first-seed 0]
                                                [--base-source dermbench] [--out results.json]
 
 Simulated reviewers stand in for experts (say so wherever the figures go): two per narrative,
@@ -159,6 +159,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="training seeds first-seed .. first-seed+seeds-1 (more seeds for an earlier run's figures)")
     ap.add_argument("--base-source", default="dermbench", help="dermbench, dermsynth or all")
     ap.add_argument("--variant", action="append", default=None,
                     help="a queue setting to compare with random choice: NAME (params.yaml's review.weights) or "
@@ -198,7 +200,7 @@ def main() -> None:
     variants = dict(_variant(v, vars(rp.weights)) for v in (args.variant or ["queue"]))
     per_seed: dict[str, list[list[dict]]] = {**{v: [] for v in variants}, "random": []}
     signals: list[dict] = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         cfg = params.train.with_(epochs=args.epochs, patience=min(params.train.patience, args.epochs), seed=seed)
         rng = np.random.default_rng(seed)
 
@@ -244,7 +246,7 @@ def main() -> None:
     final = {s: c[-1]["overall"] for s, c in curves.items()}
     compared = {v: _versus_random(per_seed[v], per_seed["random"]) for v in variants}
     res = {"benchmark": "expert loop: review queue vs random choice at equal budget (simulated reviewers)",
-           "simulated": True, "base_source": args.base_source, "seeds": args.seeds,
+           "simulated": True, "base_source": args.base_source, "seeds": args.seeds, "first_seed": args.first_seed,
            "budget_per_round": budget, "rounds": args.rounds, "retrain_epochs": args.epochs,
            "random_share": rp.random_share, "stratify": rp.stratify, "weights": variants,
            "held_out_narratives": len(held), "reviewers_per_narrative": 2, "reviewer_noise_sd": 0.3,

@@ -1,0 +1,28 @@
+"""Pooling runs of the expert-loop benchmark: only like with like, each seed once."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.pool_review_loop import pool
+
+
+def _run(first_seed: int, diffs: list[list[float]], budget: int = 40, weight: float = 1.0) -> dict:
+    return {"budget_per_round": budget, "rounds": 2, "retrain_epochs": 25, "base_source": "dermbench",
+            "seeds": len(diffs), "first_seed": first_seed, "weights": {"queue": {"uncertainty": weight}},
+            "versus_random": {"queue": {"by_seed_and_round": diffs}}}
+
+
+def test_runs_pool_over_their_seeds():
+    out = pool([_run(0, [[-0.02, -0.04]]), _run(1, [[0.02, -0.02], [-0.04, -0.06]])], "queue")
+    assert out["seeds"] == [0, 1, 2]
+    assert [r["mean"] for r in out["by_round"]] == [-0.0133, -0.04]
+    assert out["all"]["n"] == 6 and out["all"]["ahead"] == 5 and out["all"]["mean"] == -0.0267
+    assert out["per_seed_mean"]["n"] == 3 and out["per_seed_mean"]["ahead"] == 2  # seed 1 is level
+
+
+@pytest.mark.parametrize("other", [_run(0, [[0.0, 0.0]]), _run(5, [[0.0, 0.0]], budget=20),
+                                   _run(5, [[0.0, 0.0]], weight=0.5)])
+def test_a_repeated_seed_or_other_settings_are_not_pooled(other):
+    with pytest.raises(ValueError):
+        pool([_run(0, [[-0.02, -0.04]]), other], "queue")
