@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     import mlflow
 
     from dermeval.model.evaluator import EvaluatorNotFound, load_evaluator
+    from dermeval.monitor.judging import BatchJudge
     from dermeval.monitor.run import MonitorError, NoSuchEvaluator, evaluator_version, monitor_batch
     from dermeval.portable import relocate_tracking
     from dermeval.store.db import open_store
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"monitor: no weekly batches under {args.prepared}/*/batches/", file=sys.stderr)
     summaries = []
     events = AuditLog(params.register.audit_log).entries()  # alias moves, kept beside the scores
-    judge = _batch_judge(params, evaluator)
+    judge = BatchJudge.for_project(params, evaluator.featurizer)
     for batch in batches:
         result = monitor_batch(batch, evaluator, version, engine, p, image_root=batch.parent.parent,
                                reports=Path(args.reports), promotion_events=events, judge=judge)
@@ -83,15 +84,6 @@ def main(argv: list[str] | None = None) -> int:
                               "alerts": sum(len(s["alerts"]) for s in summaries),
                               "narratives_stored": sum(s["stored"] for s in summaries)})
     return 0
-
-
-def _batch_judge(params, evaluator):
-    """The offline judge beside DermEval for the cases with a reference (``monitor.references``)."""
-    from dermeval.monitor.judging import BatchJudge
-
-    if params.judge.backend != "local":
-        return None  # a remote judge per production narrative is a cost a team opts into elsewhere
-    return BatchJudge.load(params.monitor.references, params.data.judge, evaluator.featurizer)
 
 
 def _score_canary(p, evaluator, version: str, engine) -> dict | None:

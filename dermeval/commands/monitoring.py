@@ -40,8 +40,7 @@ def monitor(
         version = evaluator_version(target)  # before anything is written
         evaluator = load_evaluator(target, cache=loaded.data.feature_cache)
         engine = open_store(store or p.store_url, upgrade_schema=True)
-        judge = (BatchJudge.load(p.references, loaded.data.judge, evaluator.featurizer)
-                 if loaded.judge.backend == "local" else None)
+        judge = BatchJudge.for_project(loaded, evaluator.featurizer)
         result = monitor_batch(batch, evaluator, version, engine, p, image_root=image_root, batch_id=batch_id,
                                reports=reports or Path(loaded.data.reports) / "monitor",
                                promotion_events=AuditLog(register.audit_log).entries(), progress=not quiet,

@@ -54,6 +54,14 @@ class BatchJudge:
         refs = {r.id: r for r in loaded.records}
         return cls(LocalJudge(featurizer, Calibration.load(calibration)), refs) if refs else None
 
+    @classmethod
+    def for_project(cls, params: Any, featurizer: Any) -> BatchJudge | None:
+        """The project's judge (``monitor.references``, ``data.judge``); None unless the judge backend is
+        local (a remote judge per production narrative is a cost a team opts into elsewhere)."""
+        if params.judge.backend != "local":
+            return None
+        return cls.load(params.monitor.references, params.data.judge, featurizer)
+
     def judge_rows(self, rows: Sequence[dict[str, Any]],
                    results: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
         """``{narrative id: {"judge_overall", "judge_gap"}}`` for the scored rows with a reference.

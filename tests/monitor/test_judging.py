@@ -93,3 +93,16 @@ def test_a_missing_reference_file_or_calibration_turns_judging_off_with_a_note(t
     bj = BatchJudge.load(bad, judge_files["calibration"], HashFeaturizer())
     assert bj is not None and set(bj.references) == {"y"}  # the good row is kept, the rest reported
     assert "2 reference row(s) rejected" in capsys.readouterr().err
+
+
+def test_the_project_judge_is_off_unless_the_judge_backend_is_local(judge_files):
+    from types import SimpleNamespace
+
+    def project(backend: str) -> SimpleNamespace:
+        return SimpleNamespace(judge=SimpleNamespace(backend=backend),
+                               monitor=SimpleNamespace(references=str(judge_files["references"])),
+                               data=SimpleNamespace(judge=str(judge_files["calibration"])))
+
+    assert BatchJudge.for_project(project("openai"), HashFeaturizer()) is None
+    local = BatchJudge.for_project(project("local"), HashFeaturizer())
+    assert local is not None and {r.id for r in local.references.values()} == judge_files["with_ref"]
