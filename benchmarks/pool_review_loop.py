@@ -4,7 +4,8 @@ Usage: python benchmarks/pool_review_loop.py RESULTS.json [RESULTS.json ...] [--
                                              [--out benchmarks/results/review_loop_pooled.json]
 
 Each file is a ``bench_review_loop.py`` result (simulated reviewers). Runs are pooled only when
-they share the setting's weights, the budget, the rounds and the retrain epochs, and no seed
+they share the setting's weights, the budget, the rounds, the retrain epochs and schedule
+(early stopping or fixed), and no seed
 appears twice. Prints and saves, per round and overall, the mean of (setting - random) held-out
 overall MAE over seeds, its standard error and how many seed-and-round pairs the setting was
 ahead; and the same over each seed's mean across rounds (the rounds of one seed are not
@@ -29,6 +30,11 @@ def _summary(x: list[float]) -> dict[str, float | int]:
     return {"n": len(a), "mean": round(float(a.mean()), 4), "se": round(se, 4), "ahead": int((a < 0).sum())}
 
 
+def _early(result: dict) -> bool:
+    """Whether a run's retrains stopped early (runs from before the setting existed all did)."""
+    return bool(result.get("early_stopping", True))
+
+
 def pool(results: list[dict], variant: str) -> dict:
     keys = ("budget_per_round", "rounds", "retrain_epochs", "base_source")
     first = results[0]
@@ -37,8 +43,10 @@ def pool(results: list[dict], variant: str) -> dict:
     for r in results:
         if variant not in r["versus_random"]:
             raise ValueError(f"a run has no setting {variant!r} (has {sorted(r['versus_random'])})")
-        if any(r[k] != first[k] for k in keys) or r["weights"][variant] != first["weights"][variant]:
-            raise ValueError(f"runs differ in their settings ({', '.join(keys)}, weights): not pooled")
+        if (any(r[k] != first[k] for k in keys) or r["weights"][variant] != first["weights"][variant]
+                or _early(r) != _early(first)):
+            raise ValueError(f"runs differ in their settings ({', '.join(keys)}, early_stopping, weights): "
+                             "not pooled")
         start = r.get("first_seed", 0)
         seeds += list(range(start, start + r["seeds"]))
         diffs += r["versus_random"][variant]["by_seed_and_round"]
@@ -47,7 +55,8 @@ def pool(results: list[dict], variant: str) -> dict:
     by_round = [_summary(col) for col in zip(*diffs, strict=True)]
     return {"benchmark": "expert loop pooled over seeds (simulated reviewers)", "simulated": True,
             "variant": variant, "weights": first["weights"][variant], "seeds": seeds,
-            **{k: first[k] for k in keys}, "by_seed_and_round": diffs, "by_round": by_round,
+            **{k: first[k] for k in keys}, "early_stopping": _early(first),
+            "by_seed_and_round": diffs, "by_round": by_round,
             "all": _summary([x for d in diffs for x in d]),
             # the rounds of one seed share a retrained evaluator: the per-seed mean is the cautious unit
             "per_seed_mean": _summary([float(np.mean(d)) for d in diffs])}

@@ -156,6 +156,13 @@ def generalisation_section(gen: dict[str, Any]) -> list[str]:
                   + "; caught " + ", ".join(f"{k} {v:.0%}" for k, v in dx["recall"].items())
                   + f"; clean references flagged {dx['clean_flagged_share']:.0%}. Distinct sentences quoted "
                   f"across the six dimensions: {crit['distinct_evidence_mean']:.1f} of 6 on average."]
+        weak = [(c, v) for c, v in sc.get("per_claim", {}).items()
+                if v["precision"] < 0.9 and v.get("false_by_variant")]
+        if weak:
+            lines += ["", "Stress-suite claims right less than 90% of the time: " + "; ".join(
+                f"{c} {v['precision']:.2f} of {v['n']} (false on " + ", ".join(
+                    f"{var} {k}" for var, k in sorted(v["false_by_variant"].items(), key=lambda x: -x[1])) + ")"
+                for c, v in sorted(weak, key=lambda x: x[1]["precision"])) + "."]
     overlap = gen["overlap"]
     lines += ["", "Test sentences found word for word in the training split: " + ", ".join(
         f"{k} {v['sentence_share']:.1%} ({v['narratives_all_seen']} of {v['narratives']} narratives entirely)"

@@ -202,12 +202,15 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
     def claims(probs: np.ndarray) -> set[str]:
         return claimed(dict(zip(names, probs.tolist(), strict=False)), thresholds)
 
-    stress_ok, per = [], {}
+    stress_ok, per, where = [], {}, {}
     for k, r in enumerate(stress_rows):
         truth = TRUE_CLAIMS.get(r["variant"], set())
         for c in claims(pred["defect_probs"][k]):
             stress_ok.append(c in truth)
             per.setdefault(c, []).append(c in truth)
+            if c not in truth:  # which variants a false claim was made on
+                where.setdefault(c, {}).setdefault(r["variant"], 0)
+                where[c][r["variant"]] += 1
     test_ok = []
     for rows, tp, _ in test_sets:
         for k, r in enumerate(rows):
@@ -220,7 +223,8 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
     evidence = pred["evidence"]
     distinct = [len(set(e.tolist()) - {-1}) for e in evidence]
     return {"stress_claims": {"n": len(stress_ok), "precision": mean_ci(stress_ok, p.n_boot) if stress_ok else None,
-                              "per_claim": {c: {"n": len(v), "precision": round(float(np.mean(v)), 4)}
+                              "per_claim": {c: {"n": len(v), "precision": round(float(np.mean(v)), 4),
+                                                "false_by_variant": dict(sorted(where.get(c, {}).items()))}
                                             for c, v in sorted(per.items())}},
             "test_claims": {"n": len(test_ok), "precision": mean_ci(test_ok, p.n_boot) if test_ok else None},
             "diagnosis_check": {
@@ -279,18 +283,25 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, judge: str | Non
     held_rows = st.heldout_wording_rows([c for cs in cases.values() for c in cs], p.seed)
     held_rows, held_pred = scorer.dermeval(held_rows)
     held_scores = held_pred["scores"]
+    # The judge scores each set once; its agreement tables and the out-of-depth figures share the
+    # array. A held-out wording row is judged with the diagnosis its narrative was written from, a
+    # stored test narrative with its case's own.
+    case_refs, case_dx = _case_references(prepared)
+    held_judged = _judged_aligned(scorer, held_rows, {**case_refs, **refs}, {**case_dx, **dx})
     report["heldout_wording"] = {
         "label": "held-out wording families on held-out cases", "families": dict(st.wd.HELDOUT),
         "evaluator": agreement_block(held_rows, held_scores, p.n_boot),
-        "judge": _judge_block(scorer, held_rows, refs, dx, p)}
+        "judge": _judge_block(held_rows, held_judged, p)}
+    judged_sets: dict[str, np.ndarray | None] = {
+        "held-out wording": held_judged,
+        "dermsynth test split": _judged_aligned(scorer, ds_rows, case_refs, case_dx)}
     if real:
         db_rows, db_pred = stored["dermbench"]
         db_scores = db_pred["scores"]
-        db_cases = [c for _, c in iter_jsonl(prepared / "dermbench" / "cases.jsonl")]
+        judged_sets["real DermBench test split"] = _judged_aligned(scorer, db_rows, case_refs, case_dx)
         report["transfer"] = {"label": "real DermBench expert text, cases never seen in training",
                               "evaluator": agreement_block(db_rows, db_scores, p.n_boot),
-                              "judge": _judge_block(scorer, db_rows, {c["id"]: c["reference_text"] for c in db_cases},
-                                                    {c["id"]: _diagnosis(c) for c in db_cases}, p)}
+                              "judge": _judge_block(db_rows, judged_sets["real DermBench test split"], p)}
     else:  # every held-out case is a DermSynth one here
         report["transfer"] = {"label": "no DermBench release: held-out DermSynth references with held-out "
                                        "wording families stand in (not real text)",
@@ -303,12 +314,8 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, judge: str | Non
     report["clean_references"] = {"evaluator": clean_report(scores[clean], pred, clean)}
     test_sets = [(ds_rows, ds_pred, "dermsynth test split")] + (
         [(db_rows, db_pred, "real DermBench test split")] if real else [])
-    case_refs, case_dx = _case_references(prepared)
-    all_refs, all_dx = {**case_refs, **refs}, {**case_dx, **dx}
-    report["out_of_depth"] = out_of_depth_report(
-        test_sets + [(held_rows, held_pred, "held-out wording")],
-        {label: _judged_aligned(scorer, rs, all_refs, all_dx) for rs, _, label in
-         test_sets + [(held_rows, held_pred, "held-out wording")]})
+    report["out_of_depth"] = out_of_depth_report(test_sets + [(held_rows, held_pred, "held-out wording")],
+                                                 judged_sets)
     report["critique"] = critique_report(rows, pred, test_sets, scorer.evaluator.defect_names, p,
                                          scorer.evaluator.claim_thresholds)
     text_rows = [r for r in rows if r["variant"] != "other_image"]
@@ -345,11 +352,12 @@ def _judged_aligned(scorer: Scorer, rows: list[dict], refs: dict[str, str], dx: 
     return out
 
 
-def _judge_block(scorer: Scorer, rows: list[dict], refs: dict[str, str], dx: dict[str, str],
-                 p: GeneraliseParams) -> dict[str, Any] | None:
-    rows = [r for r in rows if r.get("case_id") in refs]
-    judged = scorer.judged(rows, refs, dx)
-    return None if judged is None else agreement_block(rows, judged, p.n_boot)
+def _judge_block(rows: list[dict], judged: np.ndarray | None, p: GeneraliseParams) -> dict[str, Any] | None:
+    """The judge's agreement with the panel on the rows it could judge (those with a reference)."""
+    if judged is None:
+        return None
+    have = ~np.isnan(judged[:, 0])
+    return agreement_block([r for r, h in zip(rows, have, strict=True) if h], judged[have], p.n_boot)
 
 
 def flat_metrics(report: dict[str, Any]) -> dict[str, float]:

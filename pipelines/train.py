@@ -48,11 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         writer.writeheader()
         writer.writerows(history)
     best = min(history, key=lambda h: h["val_mae"])
+    kept = best if cfg.early_stopping else history[-1]  # the epoch whose weights were saved
     (reports / "train.json").write_text(json.dumps({
         "epochs_run": len(history), "best_epoch": best["epoch"], "best_val_mae": round(best["val_mae"], 4),
+        "early_stopping": cfg.early_stopping, "kept_epoch": kept["epoch"], "kept_val_mae": round(kept["val_mae"], 4),
         "train_seconds": round(seconds, 1), "split_sizes": evaluator.meta["split_sizes"]}, indent=2) + "\n")
-    print(f"train: {len(history)} epochs in {seconds:.0f} s, best val MAE {best['val_mae']:.3f} "
-          f"(epoch {best['epoch']})", file=sys.stderr)
+    print(f"train: {len(history)} epochs in {seconds:.0f} s, kept epoch {kept['epoch']} (val MAE "
+          f"{kept['val_mae']:.3f}; best {best['val_mae']:.3f} at epoch {best['epoch']})", file=sys.stderr)
     return 0
 
 

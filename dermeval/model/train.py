@@ -126,7 +126,8 @@ def predict_raw(net: DermEvalNet, fs: FeatureSet, idx: np.ndarray, batch_size: i
 
 def train_network(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig,
                   progress: bool = True) -> tuple[DermEvalNet, list[dict[str, float]]]:
-    """Train with early stopping on validation MAE; return the best network and the curves."""
+    """Train with early stopping on validation MAE (``cfg.early_stopping``; else all epochs, keeping
+    the last); return the network and the curves."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     net = DermEvalNet(NetConfig.from_train(cfg, len(t.defect_names), len(t.categories)))
@@ -148,13 +149,16 @@ def train_network(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np
         val_mae = float(np.abs(predict_raw(net, fs, val_idx)["mean"] - t.consensus[val_idx]).mean())
         history.append({"epoch": epoch, "train_loss": total / len(order), "val_mae": val_mae})
         bar.set_postfix(loss=f"{total / len(order):.3f}", val_mae=f"{val_mae:.3f}")
+        if not cfg.early_stopping:
+            continue
         if val_mae < best - 1e-4:
             best, best_state, stale = val_mae, copy.deepcopy(net.state_dict()), 0
         else:
             stale += 1
             if stale >= cfg.patience:
                 break
-    net.load_state_dict(best_state)
+    if best_state is not None:
+        net.load_state_dict(best_state)
     return net.eval(), history
 
 

@@ -7,10 +7,14 @@ import pytest
 from benchmarks.pool_review_loop import pool
 
 
-def _run(first_seed: int, diffs: list[list[float]], budget: int = 40, weight: float = 1.0) -> dict:
-    return {"budget_per_round": budget, "rounds": 2, "retrain_epochs": 25, "base_source": "dermbench",
-            "seeds": len(diffs), "first_seed": first_seed, "weights": {"queue": {"uncertainty": weight}},
-            "versus_random": {"queue": {"by_seed_and_round": diffs}}}
+def _run(first_seed: int, diffs: list[list[float]], budget: int = 40, weight: float = 1.0,
+         early: bool | None = None) -> dict:
+    run = {"budget_per_round": budget, "rounds": 2, "retrain_epochs": 25, "base_source": "dermbench",
+           "seeds": len(diffs), "first_seed": first_seed, "weights": {"queue": {"uncertainty": weight}},
+           "versus_random": {"queue": {"by_seed_and_round": diffs}}}
+    if early is not None:  # runs from before the setting existed have no key and stopped early
+        run["early_stopping"] = early
+    return run
 
 
 def test_runs_pool_over_their_seeds():
@@ -22,7 +26,13 @@ def test_runs_pool_over_their_seeds():
 
 
 @pytest.mark.parametrize("other", [_run(0, [[0.0, 0.0]]), _run(5, [[0.0, 0.0]], budget=20),
-                                   _run(5, [[0.0, 0.0]], weight=0.5)])
+                                   _run(5, [[0.0, 0.0]], weight=0.5), _run(5, [[0.0, 0.0]], early=False)])
 def test_a_repeated_seed_or_other_settings_are_not_pooled(other):
     with pytest.raises(ValueError):
         pool([_run(0, [[-0.02, -0.04]]), other], "queue")
+
+
+def test_runs_without_the_schedule_key_pool_with_early_stopping_runs_only():
+    assert pool([_run(0, [[-0.02, -0.04]]), _run(1, [[0.0, 0.0]], early=True)], "queue")["early_stopping"] is True
+    assert pool([_run(0, [[-0.02, -0.04]], early=False), _run(1, [[0.0, 0.0]], early=False)],
+                "queue")["early_stopping"] is False

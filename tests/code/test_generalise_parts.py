@@ -87,7 +87,11 @@ def test_report_section_shows_what_is_flagged_and_how_true_the_critique_is():
                                          "big_errors_flagged_share": 0.5, "judge_share": 1.0,
                                          "flagged_with_judge_share": 0.4,
                                          "big_errors_flagged_with_judge_share": 0.875}],
-                  critique={"stress_claims": {"n": 20, "precision": acc}, "test_claims": {"n": 0, "precision": None},
+                  critique={"stress_claims": {"n": 20, "precision": acc, "per_claim": {
+                                "truncation": {"n": 12, "precision": 1.0, "false_by_variant": {}},
+                                "vague_description": {"n": 8, "precision": 0.5,
+                                                      "false_by_variant": {"clean": 1, "padding": 3}}}},
+                            "test_claims": {"n": 0, "precision": None},
                             "diagnosis_check": {"precision": 0.8, "n_flagged": 10,
                                                 "recall": {"wrong_conclusion": 0.7}, "clean_flagged_share": 0.05},
                             "distinct_evidence_mean": 2.5})
@@ -96,6 +100,9 @@ def test_report_section_shows_what_is_flagged_and_how_true_the_critique_is():
     assert "real DermBench test split: 40% flagged, big errors flagged 88% (reference for 100%)" in text
     assert 'precision of its "Detected:" claims on the stress suite 0.90 (20 claims)' in text
     assert "caught wrong_conclusion 70%; clean references flagged 5%" in text
+    assert ("Stress-suite claims right less than 90% of the time: vague_description 0.50 of 8 "
+            "(false on padding 3, clean 1).") in text
+    assert "truncation 1.00" not in text
     assert "| real DermBench text: DermEval | 0.300 |" in text
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from dermeval.model.data import FeatureSet
-from dermeval.model.train import Targets, _loss, length_batches
+from dermeval.model.train import Targets, _loss, length_batches, predict_raw, train_network
 from tests.conftest import train_config
 
 
@@ -51,3 +51,35 @@ def test_rows_without_a_rater_breakdown_train_without_nan():
     out = {"mean": torch.tensor([[3.0] * 6, [4.0] * 6]), "logvar": torch.zeros(2, 6)}
     loss = float(_loss(out, np.arange(n), t, train_config(overall_weight=0.0)))
     assert abs(loss - 0.5) < 1e-6  # the L1 term alone: row 0 off by 1 everywhere, row 1 exact
+
+
+def _toy_problem(n: int = 96) -> tuple[FeatureSet, Targets]:
+    """Rows whose six scores follow their first text feature: learnable, so validation MAE moves."""
+    fs = _feature_set([3] * n)
+    signal = fs.units[fs.offsets[:-1], 0]
+    consensus = np.clip(2.5 + np.repeat(signal[:, None], 6, 1), 0, 5).astype(np.float32)
+    t = Targets(consensus=consensus, raters=consensus[:, None, :].copy(), defects=np.zeros((n, 1), np.float32),
+                has_defects=np.zeros(n, bool), defect_names=["x"], category=np.full(n, -1, np.int64),
+                conclusion_ok=np.zeros(n, bool), image_ok=np.zeros(n, bool), categories=["a", "b"])
+    return fs, t
+
+
+def _val_mae(net, fs: FeatureSet, t: Targets, idx: np.ndarray) -> float:
+    return float(np.abs(predict_raw(net, fs, idx)["mean"] - t.consensus[idx]).mean())
+
+
+def test_fixed_schedule_trains_every_epoch_and_keeps_the_last_early_stopping_keeps_the_best():
+    fs, t = _toy_problem()
+    train_idx, val_idx = np.arange(0, 72), np.arange(72, 96)
+    small = dict(epochs=6, patience=1, batch_size=16, hidden=16, vocab_category=False, context_category=False,
+                 image_verdict=False, defects_read_match=False, category_weight=0.0, defect_weight=0.0)
+    net, history = train_network(fs, t, train_idx, val_idx, train_config(early_stopping=False, **small),
+                                 progress=False)
+    assert [h["epoch"] for h in history] == list(range(1, 7))  # patience 1 stops nothing
+    assert abs(_val_mae(net, fs, t, val_idx) - history[-1]["val_mae"]) < 1e-5
+    net, history = train_network(fs, t, train_idx, val_idx, train_config(early_stopping=True, **small),
+                                 progress=False)
+    best = min(h["val_mae"] for h in history)
+    assert abs(_val_mae(net, fs, t, val_idx) - best) < 1e-5
+    if len(history) == 6:  # stopped at no point: then the curve fell every epoch, else it stopped early
+        assert [h["val_mae"] for h in history] == sorted((h["val_mae"] for h in history), reverse=True)
