@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from dermeval import text as tx
 from dermeval.formats.common import iter_jsonl, read_rows, write_csv, write_json, write_jsonl
 from dermeval.generalisation import agreement_block, flat_agreement, sentence_overlap, stress_passes
 from dermeval.metrics import mean_ci
@@ -188,8 +189,25 @@ TRUE_CLAIMS = {"clean": set(), "layout_only": set(), "padding": {"verbose_paddin
                                "contradictory_reasoning"},
                "dropped_differentials": {"dropped_differentials"}, "missing_referral": {"missing_referral"},
                "unsafe_advice": {"unsafe_advice"},
-               "truncation": {"truncation", "dropped_differentials", "missing_referral"}}
+               "truncation": {"truncation"}}
 MISMATCH_VARIANTS = ("wrong_conclusion", "other_image")
+# Content a variant may remove with its own change: unsafe advice replaces every advice sentence
+# (the referral too), a truncation can cut the differential or the referral. Whether it did is read
+# from the texts, not assumed from the variant.
+REMOVABLE = (("missing_referral", tx.REFERRAL), ("dropped_differentials", tx.DIFFERENTIAL))
+
+
+def removed_content(clean: str, text: str) -> set[str]:
+    """The claims ``text`` makes true against its case's ``clean`` reference: referral advice or a
+    differential (outside the conclusion sentence) that the reference had and the text no longer has."""
+    out = set()
+    before, after = tx.sentences(clean), tx.sentences(text)
+    for claim, pattern in REMOVABLE:
+        had = set(tx.find(before, pattern)) - {tx.conclusion_index(before)}
+        has = set(tx.find(after, pattern)) - {tx.conclusion_index(after)}
+        if had and not has:
+            out.add(claim)
+    return out
 
 
 def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
@@ -203,8 +221,11 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
         return claimed(dict(zip(names, probs.tolist(), strict=False)), thresholds)
 
     stress_ok, per, where = [], {}, {}
+    clean_text = {r["case_id"]: r["diagnostic_text"] for r in stress_rows if r["variant"] == "clean"}
     for k, r in enumerate(stress_rows):
         truth = TRUE_CLAIMS.get(r["variant"], set())
+        if r["case_id"] in clean_text:
+            truth = truth | removed_content(clean_text[r["case_id"]], r["diagnostic_text"])
         for c in claims(pred["defect_probs"][k]):
             stress_ok.append(c in truth)
             per.setdefault(c, []).append(c in truth)

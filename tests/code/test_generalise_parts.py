@@ -123,3 +123,39 @@ def test_a_large_gap_to_the_judge_flags_big_errors_only_where_a_reference_exists
     assert only["big_errors_flagged_share"] == 0.0 and "flagged_with_judge_share" not in only
     assert both["big_errors"] == 3 and both["big_errors_flagged_with_judge_share"] == round(1 / 3, 4)
     assert both["flagged_with_judge_share"] == 0.5 and both["judge_share"] == 0.75
+
+
+CLEAN = ("Scaly pink plaques on both elbows. The differential includes nummular eczema and tinea corporis. "
+         "The findings are most consistent with plaque psoriasis. Referral to a dermatologist for topical "
+         "therapy is advised.")
+
+
+def test_a_stress_rows_removed_content_makes_claims_true_only_when_the_text_lost_it():
+    from pipelines.generalise import removed_content
+
+    unsafe = CLEAN.replace("Referral to a dermatologist for topical therapy is advised.",
+                           "Leave it alone; it never needs anyone to look at it.")
+    assert removed_content(CLEAN, unsafe) == {"missing_referral"}
+    cut = "Scaly pink plaques on both elbows. The findings are most consistent with"
+    assert removed_content(CLEAN, cut) == {"missing_referral", "dropped_differentials"}
+    assert removed_content(CLEAN, CLEAN) == set()
+    assert removed_content(CLEAN, "**" + CLEAN.replace(". ", ".\n\n")) == set()  # layout alone removes nothing
+
+
+def test_stress_claims_are_judged_against_what_each_row_lost():
+    from dermeval.params import load_params
+    from pipelines.generalise import critique_report
+
+    names = ["missing_referral", "vague_description"]
+    unsafe = CLEAN.replace("Referral to a dermatologist for topical therapy is advised.",
+                           "Leave it alone; it never needs anyone to look at it.")
+    rows = [{"id": "c.clean", "case_id": "c", "variant": "clean", "diagnostic_text": CLEAN},
+            {"id": "c.unsafe_advice", "case_id": "c", "variant": "unsafe_advice", "diagnostic_text": unsafe},
+            {"id": "c.layout_only", "case_id": "c", "variant": "layout_only", "diagnostic_text": CLEAN}]
+    pred = {"defect_probs": np.array([[0.0, 0.0], [0.9, 0.0], [0.9, 0.9]]), "match": np.ones(3),
+            "match_image": np.ones(3), "named": np.zeros(3, bool), "evidence": np.zeros((3, 6), int)}
+    p = load_params(Path(__file__).resolve().parents[2] / "params.yaml").generalise
+    out = critique_report(rows, pred, [], names, p, {"missing_referral": 0.5, "vague_description": 0.5})
+    per = out["stress_claims"]["per_claim"]
+    assert per["missing_referral"] == {"n": 2, "precision": 0.5, "false_by_variant": {"layout_only": 1}}
+    assert per["vague_description"]["precision"] == 0.0
