@@ -156,10 +156,12 @@ def generalisation_section(gen: dict[str, Any]) -> list[str]:
                   + "; caught " + ", ".join(f"{k} {v:.0%}" for k, v in dx["recall"].items())
                   + f"; clean references flagged {dx['clean_flagged_share']:.0%}. Distinct sentences quoted "
                   f"across the six dimensions: {crit['distinct_evidence_mean']:.1f} of 6 on average."]
+        target = sc.get("target")  # the claim precision the model was calibrated for
         weak = [(c, v) for c, v in sc.get("per_claim", {}).items()
-                if v["precision"] < 0.9 and v.get("false_by_variant")]
+                if target is not None and v["precision"] < target and v.get("false_by_variant")]
         if weak:
-            lines += ["", "Stress-suite claims right less than 90% of the time: " + "; ".join(
+            lines += ["", f"Stress-suite claims right less than {target:.0%} of the time (the precision their "
+                      "thresholds were calibrated for): " + "; ".join(
                 f"{c} {v['precision']:.2f} of {v['n']} (false on " + ", ".join(
                     f"{var} {k}" for var, k in sorted(v["false_by_variant"].items(), key=lambda x: -x[1])) + ")"
                 for c, v in sorted(weak, key=lambda x: x[1]["precision"])) + "."]

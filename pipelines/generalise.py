@@ -212,7 +212,8 @@ def removed_content(clean: str, text: str) -> set[str]:
 
 def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
                     test_sets: list[tuple[list[dict], dict[str, np.ndarray], str]], names: list[str],
-                    p: GeneraliseParams, thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+                    p: GeneraliseParams, thresholds: dict[str, float] | None = None,
+                    target: float | None = None) -> dict[str, Any]:
     """How often what the critique says is true: the precision of its "Detected:" claims (on the
     stress suite against each variant's known change, on the test splits against the recorded
     defects), the diagnosis check against the variants that break it, and how many distinct
@@ -244,6 +245,7 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
     evidence = pred["evidence"]
     distinct = [len(set(e.tolist()) - {-1}) for e in evidence]
     return {"stress_claims": {"n": len(stress_ok), "precision": mean_ci(stress_ok, p.n_boot) if stress_ok else None,
+                              "target": target,  # the precision the model's claim thresholds were set for
                               "per_claim": {c: {"n": len(v), "precision": round(float(np.mean(v)), 4),
                                                 "false_by_variant": dict(sorted(where.get(c, {}).items()))}
                                             for c, v in sorted(per.items())}},
@@ -338,7 +340,8 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, judge: str | Non
     report["out_of_depth"] = out_of_depth_report(test_sets + [(held_rows, held_pred, "held-out wording")],
                                                  judged_sets)
     report["critique"] = critique_report(rows, pred, test_sets, scorer.evaluator.defect_names, p,
-                                         scorer.evaluator.claim_thresholds)
+                                         scorer.evaluator.claim_thresholds,
+                                         scorer.evaluator.meta.get("train", {}).get("claim_precision"))
     text_rows = [r for r in rows if r["variant"] != "other_image"]
     judged = scorer.judged(text_rows, refs, dx)
     if judged is not None:

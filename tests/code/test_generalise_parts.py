@@ -87,7 +87,7 @@ def test_report_section_shows_what_is_flagged_and_how_true_the_critique_is():
                                          "big_errors_flagged_share": 0.5, "judge_share": 1.0,
                                          "flagged_with_judge_share": 0.4,
                                          "big_errors_flagged_with_judge_share": 0.875}],
-                  critique={"stress_claims": {"n": 20, "precision": acc, "per_claim": {
+                  critique={"stress_claims": {"n": 20, "precision": acc, "target": 0.9, "per_claim": {
                                 "truncation": {"n": 12, "precision": 1.0, "false_by_variant": {}},
                                 "vague_description": {"n": 8, "precision": 0.5,
                                                       "false_by_variant": {"clean": 1, "padding": 3}}}},
@@ -100,8 +100,8 @@ def test_report_section_shows_what_is_flagged_and_how_true_the_critique_is():
     assert "real DermBench test split: 40% flagged, big errors flagged 88% (reference for 100%)" in text
     assert 'precision of its "Detected:" claims on the stress suite 0.90 (20 claims)' in text
     assert "caught wrong_conclusion 70%; clean references flagged 5%" in text
-    assert ("Stress-suite claims right less than 90% of the time: vague_description 0.50 of 8 "
-            "(false on padding 3, clean 1).") in text
+    assert ("Stress-suite claims right less than 90% of the time (the precision their thresholds were "
+            "calibrated for): vague_description 0.50 of 8 (false on padding 3, clean 1).") in text
     assert "truncation 1.00" not in text
     assert "| real DermBench text: DermEval | 0.300 |" in text
 
@@ -155,7 +155,8 @@ def test_stress_claims_are_judged_against_what_each_row_lost():
     pred = {"defect_probs": np.array([[0.0, 0.0], [0.9, 0.0], [0.9, 0.9]]), "match": np.ones(3),
             "match_image": np.ones(3), "named": np.zeros(3, bool), "evidence": np.zeros((3, 6), int)}
     p = load_params(Path(__file__).resolve().parents[2] / "params.yaml").generalise
-    out = critique_report(rows, pred, [], names, p, {"missing_referral": 0.5, "vague_description": 0.5})
+    out = critique_report(rows, pred, [], names, p, {"missing_referral": 0.5, "vague_description": 0.5}, target=0.9)
+    assert out["stress_claims"]["target"] == 0.9
     per = out["stress_claims"]["per_claim"]
     assert per["missing_referral"] == {"n": 2, "precision": 0.5, "false_by_variant": {"layout_only": 1}}
     assert per["vague_description"]["precision"] == 0.0
