@@ -122,18 +122,25 @@ def _signals(evaluator, fs, rows: list[dict], idx: list[int], judge: np.ndarray,
     return out
 
 
-def _variant(spec: str, defaults: dict[str, float]) -> tuple[str, dict[str, float]]:
-    """``NAME=part:weight,part:weight`` (parts not named weigh 0); ``NAME`` alone: params.yaml's weights."""
-    name, _, body = spec.partition("=")
+def _variant(spec: str, defaults: dict[str, float], strata: str) -> tuple[str, dict]:
+    """``NAME[@STRATA]=part:weight,part:weight`` (parts not named weigh 0; ``STRATA``: keys joined by ``+``,
+    e.g. ``model+category+wording``, default params.yaml's ``review.stratify``); ``NAME[@STRATA]`` alone:
+    params.yaml's weights."""
+    head, _, body = spec.partition("=")
+    name, _, keys = head.partition("@")
+    keys = keys.replace("+", ",") if keys else strata
+    unknown = set(keys.split(",")) - {"model", "category", "skin_type", "wording", ""}
+    if unknown:
+        sys.exit(f"bench_review_loop: unknown stratum {sorted(unknown)} in --variant {spec!r}")
     if not body:
-        return name, dict(defaults)
+        return name, {"weights": dict(defaults), "stratify": keys}
     weights = dict.fromkeys(defaults, 0.0)
     for item in body.split(","):
         part, _, w = item.partition(":")
         if part not in weights:
             sys.exit(f"bench_review_loop: unknown value part {part!r} in --variant {spec!r} (known: {sorted(weights)})")
         weights[part] = float(w)
-    return name, weights
+    return name, {"weights": weights, "stratify": keys}
 
 
 def _versus_random(queue: list[list[dict]], random: list[list[dict]]) -> dict:
@@ -169,7 +176,8 @@ def main() -> None:
     ap.add_argument("--base-source", default="dermbench", help="dermbench, dermsynth or all")
     ap.add_argument("--variant", action="append", default=None,
                     help="a queue setting to compare with random choice: NAME (params.yaml's review.weights) or "
-                         "NAME=part:weight,... (e.g. typical=typical:1,low_safety:1); repeatable; default: queue")
+                         "NAME=part:weight,... (e.g. typical=typical:1,low_safety:1); NAME@model+wording=... also sets "
+                         "the strata (default: review.stratify); repeatable; default: queue")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "review_loop.json"))
     args = ap.parse_args()
     params = load_params(args.params)
@@ -202,7 +210,7 @@ def main() -> None:
     if not any(v == "train" for v in base_splits.values()):
         sys.exit(f"bench_review_loop: no training rows of source {args.base_source!r}")
     known = [(n, c.category) for c in default_catalogue().conditions for n in c.names]
-    variants = dict(_variant(v, vars(rp.weights)) for v in (args.variant or ["queue"]))
+    variants = dict(_variant(v, vars(rp.weights), rp.stratify) for v in (args.variant or ["queue"]))
     per_seed: dict[str, list[list[dict]]] = {**{v: [] for v in variants}, "random": []}
     signals: list[dict] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -227,8 +235,9 @@ def main() -> None:
                 df = _frame(pred, evaluator.review_flags(pred), rows, offer, judge)
                 if strategy != "random":
                     picked = [int(df.at[i, "i"]) for i, _ in select_rows(
-                        df, budget=budget, random_share=rp.random_share, weights=variants[strategy],
-                        strata=[{"skin_type": "fitzpatrick"}.get(x, x) for x in rp.stratify.split(",") if x],
+                        df, budget=budget, random_share=rp.random_share, weights=variants[strategy]["weights"],
+                        strata=[{"skin_type": "fitzpatrick"}.get(x, x)
+                                for x in variants[strategy]["stratify"].split(",") if x],
                         safety_floor=params.monitor.safety_floor, seed=100 * seed + k)]
                 else:
                     picked = [offer[j] for j in
@@ -255,7 +264,8 @@ def main() -> None:
            "simulated": True, "base_source": args.base_source, "seeds": args.seeds, "first_seed": args.first_seed,
            "budget_per_round": budget, "rounds": args.rounds, "retrain_epochs": args.epochs,
            "early_stopping": args.early_stopping,
-           "random_share": rp.random_share, "stratify": rp.stratify, "weights": variants,
+           "random_share": rp.random_share, "stratify": {v: c["stratify"] for v, c in variants.items()},
+           "weights": {v: c["weights"] for v, c in variants.items()},
            "held_out_narratives": len(held), "reviewers_per_narrative": 2, "reviewer_noise_sd": 0.3,
            "curves": curves, "per_seed": per_seed, "final_overall_mae": final, "versus_random": compared,
            "signals_at_round_0": signals}

@@ -4,7 +4,7 @@ Usage: python benchmarks/pool_review_loop.py RESULTS.json [RESULTS.json ...] [--
                                              [--out benchmarks/results/review_loop_pooled.json]
 
 Each file is a ``bench_review_loop.py`` result (simulated reviewers). Runs are pooled only when
-they share the setting's weights, the budget, the rounds, the retrain epochs and schedule
+they share the setting's weights and strata, the budget, the rounds, the retrain epochs and schedule
 (early stopping or fixed), and no seed
 appears twice. Prints and saves, per round and overall, the mean of (setting - random) held-out
 overall MAE over seeds, its standard error and how many seed-and-round pairs the setting was
@@ -35,6 +35,12 @@ def _early(result: dict) -> bool:
     return bool(result.get("early_stopping", True))
 
 
+def _strata(result: dict, variant: str) -> str:
+    """The strata a run's setting spread its picks over (older runs kept one string for all settings)."""
+    s = result.get("stratify", "")
+    return s if isinstance(s, str) else s.get(variant, "")
+
+
 def pool(results: list[dict], variant: str) -> dict:
     keys = ("budget_per_round", "rounds", "retrain_epochs", "base_source")
     first = results[0]
@@ -44,8 +50,8 @@ def pool(results: list[dict], variant: str) -> dict:
         if variant not in r["versus_random"]:
             raise ValueError(f"a run has no setting {variant!r} (has {sorted(r['versus_random'])})")
         if (any(r[k] != first[k] for k in keys) or r["weights"][variant] != first["weights"][variant]
-                or _early(r) != _early(first)):
-            raise ValueError(f"runs differ in their settings ({', '.join(keys)}, early_stopping, weights): "
+                or _early(r) != _early(first) or _strata(r, variant) != _strata(first, variant)):
+            raise ValueError(f"runs differ in their settings ({', '.join(keys)}, early_stopping, weights, strata): "
                              "not pooled")
         start = r.get("first_seed", 0)
         seeds += list(range(start, start + r["seeds"]))
@@ -54,7 +60,8 @@ def pool(results: list[dict], variant: str) -> dict:
         raise ValueError(f"a training seed appears twice ({seeds}): not pooled")
     by_round = [_summary(col) for col in zip(*diffs, strict=True)]
     return {"benchmark": "expert loop pooled over seeds (simulated reviewers)", "simulated": True,
-            "variant": variant, "weights": first["weights"][variant], "seeds": seeds,
+            "variant": variant, "weights": first["weights"][variant], "stratify": _strata(first, variant),
+            "seeds": seeds,
             **{k: first[k] for k in keys}, "early_stopping": _early(first),
             "by_seed_and_round": diffs, "by_round": by_round,
             "all": _summary([x for d in diffs for x in d]),

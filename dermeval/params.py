@@ -279,9 +279,10 @@ class ReviewParams:
             raise ParamsError("review: budget_per_week must be >= 0 and random_share in [0, 1]")
         if self.reviewers_per_narrative < 1 or self.min_reviewers < 1:
             raise ParamsError("review: reviewers_per_narrative and min_reviewers must be at least 1")
-        unknown = set(self.stratify.split(",")) - {"model", "category", "skin_type", ""}
+        unknown = set(self.stratify.split(",")) - {"model", "category", "skin_type", "wording", ""}
         if unknown:
-            raise ParamsError(f"review.stratify: unknown stratum {sorted(unknown)} (model, category, skin_type)")
+            raise ParamsError(f"review.stratify: unknown stratum {sorted(unknown)} "
+                              "(model, category, skin_type, wording)")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,10 @@ the batch (each part scaled to 0-1, weighted by ``review.weights`` in ``params.y
 The budget is spread over strata (``review.stratify``: MLLM, category, skin type; each key on
 its own): each pick comes from the least-picked strata, drawn with probability proportional to
 its value (the most extreme narratives alone teach the next version little about the rest).
+The ``wording`` stratum groups the batch by how its narratives are written (k-means on their
+TF-IDF vectors, one group per valued pick): with it, every pick comes from a group not picked
+yet (the other strata break ties), so the ratings cover the ways the batch is written instead of
+piling up where the value is highest.
 ``review.random_share`` of the budget is drawn uniformly at random from the rest (seeded by the
 batch), so estimates from the expert ratings are not biased toward the hard cases. Narratives
 already rated by ``review.reviewers_per_narrative`` reviewers, or rated or skipped by the
@@ -45,7 +49,7 @@ from dermeval.review.ratings import latest
 from dermeval.schema import DIMENSIONS
 from dermeval.store.models import Batch, Case, Narrative, Score
 
-STRATA = {"model": "model", "category": "category", "skin_type": "fitzpatrick"}
+STRATA = {"model": "model", "category": "category", "skin_type": "fitzpatrick", "wording": "wording"}
 
 
 def candidates(engine: Engine, evaluator_version: str, batch_id: str | None = None) -> pd.DataFrame:
@@ -79,13 +83,11 @@ TYPICAL_K = 10
 
 def typicality(texts: list[str], k: int = TYPICAL_K) -> np.ndarray:
     """Mean cosine similarity (TF-IDF of words and word pairs) of each text to its ``k`` nearest others."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     n = len(texts)
     if n < 2:
         return np.ones(n)
     try:
-        x = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2 if n > 50 else 1).fit_transform(texts)
+        x = _tfidf(texts)
     except ValueError:  # no word occurs twice (or at all): nothing is more typical than the rest
         return np.ones(n)
     kk = min(k, n - 1)
@@ -95,6 +97,33 @@ def typicality(texts: list[str], k: int = TYPICAL_K) -> np.ndarray:
         sim[np.arange(len(sim)), np.arange(start, start + len(sim))] = -np.inf  # not itself
         out[start:start + len(sim)] = np.sort(sim, axis=1)[:, -kk:].mean(1)
     return out
+
+
+def _tfidf(texts: list[str]):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    n = len(texts)
+    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2 if n > 50 else 1).fit_transform(texts)
+
+
+def wording_groups(texts: list[str], n_groups: int, seed: int = 0) -> np.ndarray:
+    """``n_groups`` groups of the texts by wording: k-means on their TF-IDF vectors (words and word pairs),
+    reduced to at most 64 dimensions and scaled to unit length. Fewer texts than groups: one group each."""
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.preprocessing import normalize
+
+    n = len(texts)
+    if n_groups >= n or n_groups <= 1:
+        return np.arange(n) if n_groups >= n else np.zeros(n, int)
+    try:
+        x = _tfidf(texts)
+    except ValueError:  # no word occurs twice: nothing to group by
+        return np.arange(n) % n_groups
+    if x.shape[1] > 2:
+        x = TruncatedSVD(min(64, x.shape[1] - 1), random_state=seed).fit_transform(x)
+    x = normalize(np.asarray(x.todense()) if hasattr(x, "todense") else x)
+    return KMeans(n_groups, n_init=3, random_state=seed).fit_predict(x)
 
 
 def value_parts(df: pd.DataFrame, safety_floor: float) -> pd.DataFrame:
@@ -163,6 +192,8 @@ def select_rows(df: pd.DataFrame, *, budget: int, random_share: float, weights: 
         df[f"value_{k}"] = parts[k]
     n_random = int(round(budget * random_share))
     rng = np.random.default_rng(seed)
+    if "wording" in strata:
+        df["wording"] = wording_groups(df["text"].astype(str).tolist(), budget - n_random, seed=seed % 2**31)
     chosen = _stratified(df, budget - n_random, strata, rng)
     rest = df.drop(index=chosen)
     picks = rng.permutation(len(rest))[:n_random]
@@ -173,13 +204,15 @@ def _stratified(df: pd.DataFrame, n: int, keys: list[str], rng: np.random.Genera
     """Each pick comes from the strata picked least so far (each key on its own: MLLM, category, skin
     type), drawn with probability proportional to its value: the valuable narratives are favoured
     without the budget going only to the most extreme ones, which would teach the next version
-    little about the rest. Returned best first."""
+    little about the rest. The ``wording`` stratum comes first: a pick comes from a wording group
+    picked least, and among those from the least-picked other strata. Returned best first."""
     pool = list(df.index)
     counts: dict[str, Counter[str]] = {k: Counter() for k in keys}
     labels = {i: {k: str(df.at[i, k]) for k in keys} for i in pool}
     out: list[int] = []
     while len(out) < n and pool:
-        load = [max((counts[k][labels[i][k]] for k in keys), default=0) for i in pool]
+        load = [(counts["wording"][labels[i]["wording"]] if "wording" in counts else 0,
+                 max((counts[k][labels[i][k]] for k in keys if k != "wording"), default=0)) for i in pool]
         least = [i for i, x in zip(pool, load, strict=True) if x == min(load)]
         w = df.loc[least, "value"].to_numpy(float) + 1e-3
         pick = least[int(rng.choice(len(least), p=w / w.sum()))]

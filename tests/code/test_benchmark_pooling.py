@@ -8,12 +8,13 @@ from benchmarks.pool_review_loop import pool
 
 
 def _run(first_seed: int, diffs: list[list[float]], budget: int = 40, weight: float = 1.0,
-         early: bool | None = None) -> dict:
+         early: bool | None = None, strata: str | None = None) -> dict:
     run = {"budget_per_round": budget, "rounds": 2, "retrain_epochs": 25, "base_source": "dermbench",
            "seeds": len(diffs), "first_seed": first_seed, "weights": {"queue": {"uncertainty": weight}},
            "versus_random": {"queue": {"by_seed_and_round": diffs}}}
     if early is not None:  # runs from before the setting existed have no key and stopped early
         run["early_stopping"] = early
+    run["stratify"] = "model,category" if strata is None else {"queue": strata}  # older runs: one string
     return run
 
 
@@ -26,7 +27,8 @@ def test_runs_pool_over_their_seeds():
 
 
 @pytest.mark.parametrize("other", [_run(0, [[0.0, 0.0]]), _run(5, [[0.0, 0.0]], budget=20),
-                                   _run(5, [[0.0, 0.0]], weight=0.5), _run(5, [[0.0, 0.0]], early=False)])
+                                   _run(5, [[0.0, 0.0]], weight=0.5), _run(5, [[0.0, 0.0]], early=False),
+                                   _run(5, [[0.0, 0.0]], strata="model,category,wording")])
 def test_a_repeated_seed_or_other_settings_are_not_pooled(other):
     with pytest.raises(ValueError):
         pool([_run(0, [[-0.02, -0.04]]), other], "queue")
@@ -36,3 +38,8 @@ def test_runs_without_the_schedule_key_pool_with_early_stopping_runs_only():
     assert pool([_run(0, [[-0.02, -0.04]]), _run(1, [[0.0, 0.0]], early=True)], "queue")["early_stopping"] is True
     assert pool([_run(0, [[-0.02, -0.04]], early=False), _run(1, [[0.0, 0.0]], early=False)],
                 "queue")["early_stopping"] is False
+
+
+def test_a_setting_s_strata_pool_whether_kept_per_setting_or_as_one_string():
+    out = pool([_run(0, [[-0.02, -0.04]]), _run(1, [[0.0, 0.0]], strata="model,category")], "queue")
+    assert out["stratify"] == "model,category" and out["seeds"] == [0, 1]

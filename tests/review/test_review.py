@@ -104,6 +104,27 @@ def test_typical_narratives_are_those_worded_like_the_rest_of_the_batch():
     assert np.isfinite(typicality(["one", "two"])).all() and len(typicality([])) == 0  # tiny batches do not fail
 
 
+def test_the_wording_stratum_spreads_the_picks_over_how_the_batch_is_written():
+    import pandas as pd
+
+    from dermeval.review.queue import select_rows, wording_groups
+
+    groups = [[f"Erythematous scaly plaques on the elbows, case {k}, consistent with psoriasis." for k in range(8)],
+              [f"Umbilicated pearly papules on the trunk of child {k}; molluscum likely." for k in range(8)],
+              [f"Annular ring with central clearing on forearm {k}: tinea, confirm by KOH." for k in range(8)]]
+    texts = [t for g in groups for t in g]
+    assert len({tuple(wording_groups(texts, 3)[k * 8:(k + 1) * 8]) for k in range(3)}) == 3  # one group each
+    assert all(len(set(wording_groups(texts, 3)[k * 8:(k + 1) * 8])) == 1 for k in range(3))
+    assert list(wording_groups(texts[:2], 5)) == [0, 1] and len(wording_groups([], 3)) == 0  # tiny batches
+    u = np.r_[np.ones(8), np.zeros(16)]  # all the value is in the psoriasis wording
+    df = pd.DataFrame({"text": texts, "model": "m", "category": "c", "needs_review": False, "safety": 4.5,
+                       **{f"u_{d}": u for d in DIMENSIONS}})
+    kw = {"budget": 3, "random_share": 0.0, "weights": {"uncertainty": 1.0}, "safety_floor": 2.5, "seed": 1}
+    by_value = {i // 8 for i, _ in select_rows(df.copy(), strata=["model"], **kw)}
+    spread = {i // 8 for i, _ in select_rows(df.copy(), strata=["model", "wording"], **kw)}
+    assert by_value == {0} and spread == {0, 1, 2}
+
+
 def test_rated_narratives_leave_the_queue(store):
     eng = store["engine"]
     first = build_queue(eng, "fake/v1", budget=5, **Q)[0]["narrative_id"]
