@@ -165,6 +165,18 @@ def generalisation_section(gen: dict[str, Any]) -> list[str]:
                 f"{c} {v['precision']:.2f} of {v['n']} (false on " + ", ".join(
                     f"{var} {k}" for var, k in sorted(v["false_by_variant"].items(), key=lambda x: -x[1])) + ")"
                 for c, v in sorted(weak, key=lambda x: x[1]["precision"])) + "."]
+    unlearnable = gen["stress"].get("unlearnable", {})
+    if unlearnable:
+        lines += ["", "What the training labels say about narratives that lack what a stress variant removes "
+                  "(outside the conclusion; the evaluator sees no reference, so it cannot tell removed from "
+                  "never there): " + "; ".join(
+                      f"{claim}: " + ", ".join(
+                          f"{src} {b['rated_clean']} of {b['lacking']} rated clean"
+                          + (f" ({TITLES[u['dimension']]} {b['clean_mean']:.2f}"
+                             + (f" vs {b['problem_mean']:.2f} with the problem)" if b["problem_mean"] is not None
+                                else ")") if b["clean_mean"] is not None else "")
+                          for src, b in u["by_source"].items())
+                      for claim, u in unlearnable.items()) + "."]
     overlap = gen["overlap"]
     lines += ["", "Test sentences found word for word in the training split: " + ", ".join(
         f"{k} {v['sentence_share']:.1%} ({v['narratives_all_seen']} of {v['narratives']} narratives entirely)"

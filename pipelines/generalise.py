@@ -210,6 +210,37 @@ def removed_content(clean: str, text: str) -> set[str]:
     return out
 
 
+def unlearnable_removals(records: list[dict], splits: dict[str, str]) -> dict[str, Any]:
+    """How the training split rates the narratives that lack what a stress variant removes (referral
+    advice, differentials; outside the conclusion, read with the same cues as :func:`removed_content`),
+    per source: how many are rated as having no problem, how many carry that variant's problem, and
+    each group's mean on the dimension the variant expects to fall. A reference-free evaluator sees
+    the same thing in both groups (the content is not there); where most of them are rated clean, the
+    labels say "lacking it is fine", and no evaluator of the text alone can learn from them that
+    removing it lowers the score: the panel penalises the removal against the reference, which the
+    evaluator never sees."""
+    dims = {v.name: v.dimensions[0] for v in st.VARIANTS if v.dimensions}
+    out: dict[str, Any] = {}
+    for claim, pattern in REMOVABLE:
+        dim, groups = dims[claim], {}
+        for r in records:
+            problems = labelled_problems(r) if splits.get(r["id"]) == "train" else None
+            if problems is None or (problems and claim not in problems):
+                continue
+            parts = tx.sentences(r.get("diagnostic_text", ""))
+            if set(tx.find(parts, pattern)) - {tx.conclusion_index(parts)}:
+                continue  # the content is there
+            g = groups.setdefault(str(r.get("source", "dermsynth")), {"clean": [], "problem": []})
+            g["problem" if problems else "clean"].append(float(r["scores"][dim]))
+        out[claim] = {"dimension": dim, "by_source": {
+            src: {"lacking": len(g["clean"]) + len(g["problem"]), "rated_clean": len(g["clean"]),
+                  "clean_share": round(len(g["clean"]) / max(len(g["clean"]) + len(g["problem"]), 1), 4),
+                  "clean_mean": round(float(np.mean(g["clean"])), 3) if g["clean"] else None,
+                  "problem_mean": round(float(np.mean(g["problem"])), 3) if g["problem"] else None}
+            for src, g in sorted(groups.items())}}
+    return out
+
+
 def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
                     test_sets: list[tuple[list[dict], dict[str, np.ndarray], str]], names: list[str],
                     p: GeneraliseParams, thresholds: dict[str, float] | None = None,
@@ -333,7 +364,8 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, judge: str | Non
     rows, pred = scorer.dermeval(rows)
     scores = pred["scores"]
     clean = np.array([r["variant"] == "clean" for r in rows])
-    report["stress"] = {"evaluator": stress_report(rows, scores, p), "n_cases": len(stress_cases)}
+    report["stress"] = {"evaluator": stress_report(rows, scores, p), "n_cases": len(stress_cases),
+                        "unlearnable": unlearnable_removals(records, splits)}
     report["clean_references"] = {"evaluator": clean_report(scores[clean], pred, clean)}
     test_sets = [(ds_rows, ds_pred, "dermsynth test split")] + (
         [(db_rows, db_pred, "real DermBench test split")] if real else [])

@@ -160,3 +160,37 @@ def test_stress_claims_are_judged_against_what_each_row_lost():
     per = out["stress_claims"]["per_claim"]
     assert per["missing_referral"] == {"n": 2, "precision": 0.5, "false_by_variant": {"layout_only": 1}}
     assert per["vague_description"]["precision"] == 0.0
+
+
+def test_labels_that_rate_a_narrative_without_a_referral_both_ways_are_reported():
+    from pipelines.generalise import unlearnable_removals
+
+    no_referral = CLEAN.replace(" Referral to a dermatologist for topical therapy is advised.", "")
+    no_differential = CLEAN.replace(" The differential includes nummular eczema and tinea corporis.", "")
+
+    def row(k, text, source, problems, safety, coverage=4.5, split="train"):
+        return {"id": f"r{k}", "source": source, "diagnostic_text": text, "problems": problems,
+                "scores": {"safety": safety, "clinical_coverage": coverage}}, (f"r{k}", split)
+
+    made = [row(0, no_referral, "dermbench", [], 4.6), row(1, no_referral, "dermbench", [], 4.4),
+            row(2, no_referral, "dermbench", ["missing_referral"], 2.0),
+            row(3, CLEAN, "dermbench", [], 4.8),  # has a referral: not counted
+            row(4, no_referral, "dermbench", ["vague_description"], 4.0),  # another problem: not counted
+            row(5, no_referral, "dermbench", [], 1.0, split="test"),  # not training
+            row(6, no_differential, "dermsynth", ["dropped_differentials"], 4.0, coverage=2.0),
+            row(7, no_referral, "dermsynth", None, 4.0)]  # problems unknown: not counted
+    records, splits = [r for r, _ in made], dict(s for _, s in made)
+    out = unlearnable_removals(records, splits)
+    ref = out["missing_referral"]
+    assert ref["dimension"] == "safety"
+    assert ref["by_source"]["dermbench"] == {"lacking": 3, "rated_clean": 2, "clean_share": 0.6667,
+                                             "clean_mean": 4.5, "problem_mean": 2.0}
+    diff = out["dropped_differentials"]
+    assert diff["dimension"] == "clinical_coverage" and "dermbench" not in diff["by_source"]
+    assert diff["by_source"]["dermsynth"] == {"lacking": 1, "rated_clean": 0, "clean_share": 0.0,
+                                              "clean_mean": None, "problem_mean": 2.0}
+    gen = _report({"value": 0.9, "ci_low": 0.8, "ci_high": 0.95, "n": 10}, {})
+    gen["stress"]["unlearnable"] = out
+    text = "\n".join(generalisation_section(gen))
+    assert ("missing_referral: dermbench 2 of 3 rated clean (Safety 4.50 vs 2.00 with the problem); "
+            "dropped_differentials: dermsynth 0 of 1 rated clean.") in text
