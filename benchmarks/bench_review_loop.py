@@ -19,7 +19,8 @@ Needs the pipeline's outputs (``dvc repro``). Retrains use ``--epochs`` (fewer t
 pipeline's) to keep the run short, on a fixed schedule that keeps the last epoch: with early
 stopping (``--early-stopping``, the pipeline's way) the epoch kept moves with a few changed rows
 and a seed's curve moved by up to 0.03 between rounds from that alone. Both strategies use the
-same settings. Prints and saves JSON figures.
+same settings. Prints and saves JSON figures; the file is rewritten after every seed (``complete``
+says whether all seeds ran), so a run stopped early keeps the seeds it finished.
 """
 
 from __future__ import annotations
@@ -255,22 +256,28 @@ def main() -> None:
                 print(f"seed {seed} {strategy} round {k}: {len(extra)} ratings, held-out overall MAE "
                       f"{curve[-1]['overall']}", file=sys.stderr)
             per_seed[strategy].append(curve)
+        # Saved after every seed: a long run stopped early keeps its finished seeds (poolable as they are).
+        res = {"benchmark": "expert loop: review queue vs random choice at equal budget (simulated reviewers)",
+               "simulated": True, "base_source": args.base_source, "seeds": seed - args.first_seed + 1,
+               "seeds_planned": args.seeds, "complete": seed == args.first_seed + args.seeds - 1,
+               "first_seed": args.first_seed, "budget_per_round": budget, "rounds": args.rounds,
+               "retrain_epochs": args.epochs, "early_stopping": args.early_stopping,
+               "random_share": rp.random_share, "stratify": {v: c["stratify"] for v, c in variants.items()},
+               "weights": {v: c["weights"] for v, c in variants.items()},
+               "held_out_narratives": len(held), "reviewers_per_narrative": 2, "reviewer_noise_sd": 0.3,
+               **_summaries(per_seed, variants), "per_seed": per_seed, "signals_at_round_0": signals}
+        write_json(args.out, res)
+        print(f"seed {seed} done: saved {args.out} ({res['seeds']} of {args.seeds} seeds)", file=sys.stderr)
+    print(json.dumps(res, indent=2))
+
+
+def _summaries(per_seed: dict[str, list[list[dict]]], variants: dict) -> dict:
+    """Mean curves over the seeds run so far, final MAE per strategy, and each setting against random."""
     curves = {s: [{"round": k, "ratings": runs[0][k]["ratings"],
                    **{m: round(float(np.mean([r[k][m] for r in runs])), 4) for m in [*DIMENSIONS, "overall"]}}
                   for k in range(len(runs[0]))] for s, runs in per_seed.items()}
-    final = {s: c[-1]["overall"] for s, c in curves.items()}
-    compared = {v: _versus_random(per_seed[v], per_seed["random"]) for v in variants}
-    res = {"benchmark": "expert loop: review queue vs random choice at equal budget (simulated reviewers)",
-           "simulated": True, "base_source": args.base_source, "seeds": args.seeds, "first_seed": args.first_seed,
-           "budget_per_round": budget, "rounds": args.rounds, "retrain_epochs": args.epochs,
-           "early_stopping": args.early_stopping,
-           "random_share": rp.random_share, "stratify": {v: c["stratify"] for v, c in variants.items()},
-           "weights": {v: c["weights"] for v, c in variants.items()},
-           "held_out_narratives": len(held), "reviewers_per_narrative": 2, "reviewer_noise_sd": 0.3,
-           "curves": curves, "per_seed": per_seed, "final_overall_mae": final, "versus_random": compared,
-           "signals_at_round_0": signals}
-    print(json.dumps(res, indent=2))
-    write_json(args.out, res)
+    return {"curves": curves, "final_overall_mae": {s: c[-1]["overall"] for s, c in curves.items()},
+            "versus_random": {v: _versus_random(per_seed[v], per_seed["random"]) for v in variants}}
 
 
 if __name__ == "__main__":
