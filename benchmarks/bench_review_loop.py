@@ -43,7 +43,7 @@ from dermeval.model.data import featurize
 from dermeval.model.fit import fit_evaluator
 from dermeval.model.ood import MODALITIES
 from dermeval.params import load_params
-from dermeval.review.queue import select_rows, value_parts
+from dermeval.review.queue import STRATA, select_rows, value_parts
 from dermeval.schema import DIMENSIONS
 from dermeval.synth.catalogue import default_catalogue
 
@@ -130,7 +130,7 @@ def _variant(spec: str, defaults: dict[str, float], strata: str) -> tuple[str, d
     head, _, body = spec.partition("=")
     name, _, keys = head.partition("@")
     keys = keys.replace("+", ",") if keys else strata
-    unknown = set(keys.split(",")) - {"model", "category", "skin_type", "wording", ""}
+    unknown = set(keys.split(",")) - {*STRATA, ""}
     if unknown:
         sys.exit(f"bench_review_loop: unknown stratum {sorted(unknown)} in --variant {spec!r}")
     if not body:
@@ -237,8 +237,7 @@ def main() -> None:
                 if strategy != "random":
                     picked = [int(df.at[i, "i"]) for i, _ in select_rows(
                         df, budget=budget, random_share=rp.random_share, weights=variants[strategy]["weights"],
-                        strata=[{"skin_type": "fitzpatrick"}.get(x, x)
-                                for x in variants[strategy]["stratify"].split(",") if x],
+                        strata=[STRATA[x] for x in variants[strategy]["stratify"].split(",") if x],
                         safety_floor=params.monitor.safety_floor, seed=100 * seed + k)]
                 else:
                     picked = [offer[j] for j in

@@ -170,18 +170,22 @@ def generalisation_section(gen: dict[str, Any]) -> list[str]:
         lines += ["", "What the training labels say about narratives that lack what a stress variant removes "
                   "(outside the conclusion; the evaluator sees no reference, so it cannot tell removed from "
                   "never there): " + "; ".join(
-                      f"{claim}: " + ", ".join(
-                          f"{src} {b['rated_clean']} of {b['lacking']} rated clean"
-                          + (f" ({TITLES[u['dimension']]} {b['clean_mean']:.2f}"
-                             + (f" vs {b['problem_mean']:.2f} with the problem)" if b["problem_mean"] is not None
-                                else ")") if b["clean_mean"] is not None else "")
-                          for src, b in u["by_source"].items())
+                      f"{claim}: " + ", ".join(_lacking(src, b, u["dimension"]) for src, b in u["by_source"].items())
                       for claim, u in unlearnable.items()) + "."]
     overlap = gen["overlap"]
     lines += ["", "Test sentences found word for word in the training split: " + ", ".join(
         f"{k} {v['sentence_share']:.1%} ({v['narratives_all_seen']} of {v['narratives']} narratives entirely)"
         for k, v in overlap.items()) + ".", ""]
     return lines
+
+
+def _lacking(source: str, b: dict[str, Any], dimension: str) -> str:
+    """One source's count of narratives lacking removed content: how many are rated clean, and the means."""
+    out = f"{source} {b['rated_clean']} of {b['lacking']} rated clean"
+    if b["clean_mean"] is None:
+        return out
+    vs = f" vs {b['problem_mean']:.2f} with the problem" if b["problem_mean"] is not None else ""
+    return f"{out} ({TITLES[dimension]} {b['clean_mean']:.2f}{vs})"
 
 
 def model_card(report: dict[str, Any], meta: dict[str, Any], *, version: str | None = None,

@@ -200,14 +200,14 @@ REMOVABLE = (("missing_referral", tx.REFERRAL), ("dropped_differentials", tx.DIF
 def removed_content(clean: str, text: str) -> set[str]:
     """The claims ``text`` makes true against its case's ``clean`` reference: referral advice or a
     differential (outside the conclusion sentence) that the reference had and the text no longer has."""
-    out = set()
     before, after = tx.sentences(clean), tx.sentences(text)
-    for claim, pattern in REMOVABLE:
-        had = set(tx.find(before, pattern)) - {tx.conclusion_index(before)}
-        has = set(tx.find(after, pattern)) - {tx.conclusion_index(after)}
-        if had and not has:
-            out.add(claim)
-    return out
+    return {claim for claim, pattern in REMOVABLE if _has_outside_conclusion(before, pattern)
+            and not _has_outside_conclusion(after, pattern)}
+
+
+def _has_outside_conclusion(parts: list[str], pattern) -> bool:
+    """Whether a sentence other than the conclusion matches ``pattern`` (referral advice, a differential)."""
+    return bool(set(tx.find(parts, pattern)) - {tx.conclusion_index(parts)})
 
 
 def unlearnable_removals(records: list[dict], splits: dict[str, str]) -> dict[str, Any]:
@@ -227,8 +227,7 @@ def unlearnable_removals(records: list[dict], splits: dict[str, str]) -> dict[st
             problems = labelled_problems(r) if splits.get(r["id"]) == "train" else None
             if problems is None or (problems and claim not in problems):
                 continue
-            parts = tx.sentences(r.get("diagnostic_text", ""))
-            if set(tx.find(parts, pattern)) - {tx.conclusion_index(parts)}:
+            if _has_outside_conclusion(tx.sentences(r.get("diagnostic_text", "")), pattern):
                 continue  # the content is there
             g = groups.setdefault(str(r.get("source", "dermsynth")), {"clean": [], "problem": []})
             g["problem" if problems else "clean"].append(float(r["scores"][dim]))
