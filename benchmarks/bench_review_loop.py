@@ -125,11 +125,11 @@ def _signals(evaluator, fs, rows: list[dict], idx: list[int], judge: np.ndarray,
 
 def _variant(spec: str, defaults: dict[str, float], strata: str) -> tuple[str, dict]:
     """``NAME[@STRATA]=part:weight,part:weight`` (parts not named weigh 0; ``STRATA``: keys joined by ``+``,
-    e.g. ``model+category+wording``, default params.yaml's ``review.stratify``); ``NAME[@STRATA]`` alone:
-    params.yaml's weights."""
+    e.g. ``model+category+wording``, ``none`` for no strata, default params.yaml's ``review.stratify``);
+    ``NAME[@STRATA]`` alone: params.yaml's weights."""
     head, _, body = spec.partition("=")
     name, _, keys = head.partition("@")
-    keys = keys.replace("+", ",") if keys else strata
+    keys = "" if keys == "none" else keys.replace("+", ",") if keys else strata
     unknown = set(keys.split(",")) - {*STRATA, ""}
     if unknown:
         sys.exit(f"bench_review_loop: unknown stratum {sorted(unknown)} in --variant {spec!r}")

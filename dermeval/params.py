@@ -259,6 +259,7 @@ class ReviewWeights:
     typical: float = 0.0  # how much its wording resembles the rest of the batch
     low_safety: float = 1.0  # how far under the safety floor the evaluator put Safety
     disagreement: float = 0.0  # the largest per-dimension gap between DermEval and the reference-based judge
+    near_disagreement: float = 0.0  # that gap averaged over the narrative and its nearest neighbours in wording
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,10 @@ class TrainConfig(BaseModel):
     review_threshold: float | None = Field(gt=0)
     review_share: float = Field(gt=0, lt=1)
     # The critique says "Detected: <problem>" only from the probability at which such claims were
-    # right this often on the calibration split (per problem; never, where none is).
+    # right this often on the calibration split (per problem; never, where none is), by claim_margin
+    # standard errors (the Wilson lower bound of their precision must reach it; 0: the point estimate).
     claim_precision: float = Field(gt=0, le=1)
+    claim_margin: float = Field(ge=0)
     ood_quantile: float = Field(ge=0.5, lt=1)
 
     @model_validator(mode="before")

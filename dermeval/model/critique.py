@@ -74,20 +74,24 @@ def claimed(defect_probs: dict[str, float], thresholds: dict[str, float] | None 
 
 
 def claim_thresholds(probs: np.ndarray, labels: np.ndarray, names: list[str], precision: float,
-                     min_claims: int = 10, groups: np.ndarray | None = None) -> dict[str, float]:
+                     min_claims: int = 10, groups: np.ndarray | None = None, margin: float = 0.0) -> dict[str, float]:
     """Per problem, the lowest probability from which claims reach ``precision`` on labelled held-out
     rows (the calibration split): the critique then says "Detected" only where it is right that
-    often. With ``groups`` (the rows' sources, e.g. DermSynth and real DermBench text) the claims
-    must reach it in every group that holds enough of them: the strictest group's threshold. A
-    problem that never reaches it gets a threshold above 1: it is never claimed (its probability
-    still shows under ``issues``). Candidates start at ISSUE_THRESHOLD; a group needs ``min_claims``
-    claims at a threshold for it to count."""
+    often. ``margin`` (standard errors) asks the claims' precision to reach it by that much: the
+    Wilson lower bound of the precision at ``margin`` standard errors must reach ``precision``, so a
+    threshold where the claims reached it by the luck of a few rows is not taken (scanning every
+    threshold for the lowest that reaches it favours exactly those). With ``groups`` (the rows'
+    sources, e.g. DermSynth and real DermBench text) the claims must reach it in every group that
+    holds enough of them: the strictest group's threshold. A problem that never reaches it gets a
+    threshold above 1: it is never claimed (its probability still shows under ``issues``).
+    Candidates start at ISSUE_THRESHOLD; a group needs ``min_claims`` claims at a threshold for it to
+    count."""
     groups = np.zeros(len(probs), int) if groups is None else np.asarray(groups)
     out = {}
     for j, n in enumerate(names):
         found = [t for g in np.unique(groups) if (t := _lowest_precise(probs[groups == g, j],
                                                                       labels[groups == g, j] > 0.5,
-                                                                      precision, min_claims)) is not None]
+                                                                      precision, min_claims, margin)) is not None]
         out[n] = round(max(found), 4) if found else NEVER
     return out
 
@@ -95,16 +99,25 @@ def claim_thresholds(probs: np.ndarray, labels: np.ndarray, names: list[str], pr
 NEVER = 1.01  # a claim threshold no probability reaches
 
 
-def _lowest_precise(p: np.ndarray, y: np.ndarray, precision: float, min_claims: int) -> float | None:
-    """The lowest threshold whose claims reach ``precision``; NEVER when none does; None when the
-    rows hold too few claims to tell."""
+def wilson_lower(right: int, n: int, z: float) -> float:
+    """Wilson score lower bound of a proportion (``right`` of ``n``) at ``z`` standard errors; z=0: right/n."""
+    if n == 0:
+        return 0.0
+    p, zz = right / n, z * z
+    return float((p + zz / (2 * n) - z * np.sqrt(p * (1 - p) / n + zz / (4 * n * n))) / (1 + zz / n))
+
+
+def _lowest_precise(p: np.ndarray, y: np.ndarray, precision: float, min_claims: int,
+                    margin: float = 0.0) -> float | None:
+    """The lowest threshold whose claims reach ``precision`` (by ``margin`` standard errors); NEVER when
+    none does; None when the rows hold too few claims to tell."""
     if (p >= ISSUE_THRESHOLD).sum() < min_claims:
         return None
     for t in np.unique(np.concatenate([[ISSUE_THRESHOLD], p[p >= ISSUE_THRESHOLD]])):
         claim = p >= t
         if claim.sum() < min_claims:
             break
-        if y[claim].mean() >= precision:
+        if wilson_lower(int(y[claim].sum()), int(claim.sum()), margin) >= precision - 1e-12:
             return float(t)
     return NEVER
 

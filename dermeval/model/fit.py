@@ -78,7 +78,7 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
         _, sigma = apply_calibration(calibration, calib_raw, style_prob)
         review_threshold = round(float(np.quantile(sigma.max(1), 1 - cfg.review_share)), 4)
     thresholds = _claim_thresholds(calib_raw, targets, idx["calib"], cfg.claim_precision,
-                                   sources[idx["calib"]])
+                                   sources[idx["calib"]], cfg.claim_margin)
     novelty = Novelty.fit(fs, idx["train"], idx["calib"], quantile=cfg.ood_quantile, seed=cfg.seed)
     meta = {"name": "dermeval", "version": "local", "calibration": calibration,
             "defect_names": targets.defect_names, "categories": categories,
@@ -103,7 +103,7 @@ def learned_names(rows: list[dict[str, Any]], train_idx: np.ndarray, targets: Ta
 
 
 def _claim_thresholds(calib_raw: dict[str, np.ndarray], targets: Targets, calib_idx: np.ndarray,
-                      precision: float, sources: np.ndarray) -> dict[str, float]:
+                      precision: float, sources: np.ndarray, margin: float) -> dict[str, float]:
     """Per problem, where the critique's "Detected:" claims reach ``precision`` on the calibration rows
     whose problems are known, in each data source (real text as well as DermSynth); none known: the
     default threshold for all."""
@@ -112,4 +112,4 @@ def _claim_thresholds(calib_raw: dict[str, np.ndarray], targets: Targets, calib_
         return {}
     probs = 1.0 / (1.0 + np.exp(-calib_raw["defect_logits"][known]))
     return claim_thresholds(probs, targets.defects[calib_idx[known]], targets.defect_names, precision,
-                            groups=sources[known])
+                            groups=sources[known], margin=margin)

@@ -19,6 +19,10 @@ the batch (each part scaled to 0-1, weighted by ``review.weights`` in ``params.y
   relative to the batch's largest, where the case has an expert reference and the monitor judged it
   (:mod:`dermeval.monitor.judging`; elsewhere 0): two evaluators built on different evidence
   disagree, so at least one is wrong, and a rating shows which.
+- ``near_disagreement``: that gap averaged over the narrative and its ``TYPICAL_K`` nearest neighbours in
+  wording (relative to the batch's largest): high where the evaluator is wrong on many similarly written
+  narratives. Drawn in proportion to it (no strata), the picks fall where errors are many, in
+  proportion to how much of the batch they touch, rather than on the single most extreme narrative.
 
 The budget is spread over strata (``review.stratify``: MLLM, category, skin type; each key on
 its own): each pick comes from the least-picked strata, drawn with probability proportional to
@@ -81,22 +85,48 @@ def _relative(x: np.ndarray) -> np.ndarray:
 TYPICAL_K = 10
 
 
-def typicality(texts: list[str], k: int = TYPICAL_K) -> np.ndarray:
-    """Mean cosine similarity (TF-IDF of words and word pairs) of each text to its ``k`` nearest others."""
+def _nearest(texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each text's ``k`` nearest others by wording: their indices and cosine similarities (TF-IDF of
+    words and word pairs), nearest last; None when fewer than two texts or no word occurs twice."""
     n = len(texts)
     if n < 2:
-        return np.ones(n)
+        return None
     try:
         x = _tfidf(texts)
-    except ValueError:  # no word occurs twice (or at all): nothing is more typical than the rest
-        return np.ones(n)
+    except ValueError:  # no word occurs twice (or at all): no text is nearer than another
+        return None
     kk = min(k, n - 1)
-    out = np.empty(n)
+    idx, sims = np.empty((n, kk), int), np.empty((n, kk))
     for start in range(0, n, 1024):  # n x n similarities, a block of rows at a time
         sim = (x[start:start + 1024] @ x.T).toarray()
         sim[np.arange(len(sim)), np.arange(start, start + len(sim))] = -np.inf  # not itself
-        out[start:start + len(sim)] = np.sort(sim, axis=1)[:, -kk:].mean(1)
-    return out
+        top = np.argsort(sim, axis=1, kind="stable")[:, -kk:]
+        idx[start:start + len(sim)] = top
+        sims[start:start + len(sim)] = np.take_along_axis(sim, top, axis=1)
+    return idx, sims
+
+
+def typicality(texts: list[str], k: int = TYPICAL_K, nearest: tuple | None = None) -> np.ndarray:
+    """Mean cosine similarity (TF-IDF of words and word pairs) of each text to its ``k`` nearest others
+    (``nearest``: :func:`_nearest` of the same texts, when already computed)."""
+    nearest = _nearest(texts, k) if nearest is None else nearest
+    return np.ones(len(texts)) if nearest is None else nearest[1].mean(1)
+
+
+def near_disagreement(texts: list[str], gap: np.ndarray, k: int = TYPICAL_K,
+                      nearest: tuple | None = None) -> np.ndarray:
+    """The judge's gap to DermEval averaged over each narrative and its ``k`` nearest others in wording
+    (those with a known gap; 0 where none has one): where the evaluator is wrong on many similarly
+    written narratives, not on one outlier. A rating there corrects the next version about the
+    neighbours too, where a rating of the single largest gap corrects it about little else."""
+    gap = np.asarray(gap, float)
+    nearest = _nearest(texts, k) if nearest is None else nearest
+    if nearest is None:
+        return np.nan_to_num(gap, nan=0.0)
+    near = np.concatenate([np.arange(len(gap))[:, None], nearest[0]], axis=1)
+    g = gap[near]
+    known = ~np.isnan(g)
+    return np.where(known.any(1), np.nan_to_num(g).sum(1) / np.maximum(known.sum(1), 1), 0.0)
 
 
 def _tfidf(texts: list[str]):
@@ -130,12 +160,15 @@ def value_parts(df: pd.DataFrame, safety_floor: float) -> pd.DataFrame:
     nov = [f"novelty_{m}" for m in MODALITIES]
     novelty = (df[nov].astype(float).max(1, skipna=True).to_numpy() if all(c in df for c in nov)
                else np.zeros(len(df)))
+    texts = df["text"].astype(str).tolist()
+    nearest = _nearest(texts, TYPICAL_K)
+    gap = df["judge_gap"].astype(float).to_numpy() if "judge_gap" in df else np.full(len(df), np.nan)
     return pd.DataFrame({"uncertainty": _relative(df[[f"u_{d}" for d in DIMENSIONS]].to_numpy(float).max(1)),
                          "needs_review": df["needs_review"].astype(float).to_numpy(),
                          "novelty": _relative(novelty),
-                         "typical": _relative(typicality(df["text"].astype(str).tolist())),
-                         "disagreement": _relative(df["judge_gap"].astype(float).to_numpy() if "judge_gap" in df
-                                                   else np.zeros(len(df))),
+                         "typical": _relative(typicality(texts, nearest=nearest)),
+                         "disagreement": _relative(gap),
+                         "near_disagreement": _relative(near_disagreement(texts, gap, nearest=nearest)),
                          "low_safety": np.clip((safety_floor + 1.0 - df["safety"].to_numpy(float))
                                                / (safety_floor + 1.0), 0.0, 1.0)}, index=df.index)
 

@@ -87,6 +87,26 @@ def test_claim_thresholds_reach_the_precision_on_held_out_labels_or_never_claim(
     assert c["issues"] == {"unsafe_advice": 0.99}  # the probability is still shown
 
 
+def test_a_claim_margin_keeps_thresholds_that_reached_the_precision_by_luck():
+    """Calibrated probabilities: claims from threshold t on are right (1 + t) / 2 of the time, so 0.9
+    from t = 0.8. Taking the lowest threshold whose 300 calibration rows reach 0.9 mostly lands below
+    0.8 (the scan favours a lucky run of rows); asking the Wilson lower bound one standard error
+    below the estimate to reach it lands at or above 0.8 in most draws."""
+    from dermeval.model.critique import claim_thresholds, wilson_lower
+
+    assert wilson_lower(9, 10, 0.0) == pytest.approx(0.9) and wilson_lower(9, 10, 1.0) < 0.85
+    assert wilson_lower(90, 100, 1.0) > wilson_lower(9, 10, 1.0) and wilson_lower(0, 0, 1.0) == 0.0
+    reached = {0.0: 0, 1.0: 0}
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        p = rng.uniform(0, 1, 300)
+        y = (rng.random(300) < p).astype(float)[:, None]
+        for margin in reached:
+            t = claim_thresholds(p[:, None], y, ["truncation"], 0.9, margin=margin)["truncation"]
+            reached[margin] += (1 + min(t, 1.0)) / 2 >= 0.9
+    assert reached[0.0] <= 15 and reached[1.0] >= 24
+
+
 def test_claims_must_be_precise_on_every_source_that_can_tell():
     """Precise on DermSynth but not on real text: the strictest source decides; a source with too few
     claims to tell does not."""

@@ -125,6 +125,29 @@ def test_the_wording_stratum_spreads_the_picks_over_how_the_batch_is_written():
     assert by_value == {0} and spread == {0, 1, 2}
 
 
+def test_near_disagreement_favours_errors_shared_by_many_similar_narratives_over_one_outlier():
+    import pandas as pd
+
+    from dermeval.review.queue import near_disagreement, select_rows
+
+    groups = [[f"Erythematous scaly plaques on the elbows, case {k}, consistent with psoriasis." for k in range(12)],
+              [f"Umbilicated pearly papules on the trunk of child {k}; molluscum likely." for k in range(12)],
+              [f"Annular ring with central clearing on forearm {k}: tinea, confirm by KOH." for k in range(12)]]
+    texts = [t for g in groups for t in g]
+    gap = np.r_[3.0, np.zeros(11), np.ones(12), np.zeros(12)]  # one large psoriasis gap; moderate in all molluscum
+    near = near_disagreement(texts, gap, k=5)
+    assert near[0] == pytest.approx(0.5) and np.allclose(near[12:24], 1.0) and np.allclose(near[24:], 0.0)
+    assert np.allclose(near_disagreement(texts, np.r_[np.nan, gap[1:]], k=5)[1:12], 0.0)  # unknown gaps do not count
+    assert (near_disagreement(texts, np.full(36, np.nan), k=5) == 0).all()
+    assert list(near_disagreement(["only one"], np.array([np.nan]))) == [0.0]  # tiny batches do not fail
+    df = pd.DataFrame({"text": texts, "model": "m", "category": "c", "needs_review": False, "safety": 4.5,
+                       "judge_gap": gap, **{f"u_{d}": 0.1 for d in DIMENSIONS}})
+    picks = select_rows(df, budget=6, random_share=0.0, weights={"near_disagreement": 1.0}, strata=[],
+                        safety_floor=2.5, seed=3)
+    assert sum(12 <= i < 24 for i, _ in picks) >= 4  # most ratings go where many narratives are misjudged
+    assert not any(i >= 24 for i, _ in picks)
+
+
 def test_rated_narratives_leave_the_queue(store):
     eng = store["engine"]
     first = build_queue(eng, "fake/v1", budget=5, **Q)[0]["narrative_id"]
