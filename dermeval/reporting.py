@@ -148,7 +148,9 @@ def generalisation_section(gen: dict[str, Any]) -> list[str]:
         if sc["precision"]:
             parts.append(f"on the stress suite {sc['precision']['value']:.2f} ({sc['n']} claims)")
         if tc["precision"]:
-            parts.append(f"on the test splits' recorded defects {tc['precision']['value']:.2f} ({tc['n']} claims)")
+            sets = ", ".join(f"{name} {v['precision']:.2f} of {v['n']}" for name, v in tc.get("by_set", {}).items())
+            parts.append(f"on the test splits' recorded defects {tc['precision']['value']:.2f} ({tc['n']} claims"
+                         + (f": {sets}" if sets else "") + ")")
         lines += ["", "Critique: precision of its \"Detected:\" claims " + ("; ".join(parts) or "n/a (no claims)")
                   + ". Diagnosis and image checks (conclusion vs image and findings, and vs the image alone): "
                   + (f"precision {dx['precision']:.2f} of {dx['n_flagged']} flagged" if dx["precision"] is not None
@@ -165,6 +167,12 @@ def generalisation_section(gen: dict[str, Any]) -> list[str]:
                 f"{c} {v['precision']:.2f} of {v['n']} (false on " + ", ".join(
                     f"{var} {k}" for var, k in sorted(v["false_by_variant"].items(), key=lambda x: -x[1])) + ")"
                 for c, v in sorted(weak, key=lambda x: x[1]["precision"])) + "."]
+        never = {style: probs for style, probs in crit.get("never_claimed", {}).items() if probs}
+        if never:
+            lines += ["", "Never stated under \"Detected:\" (claims short of that precision on the calibration rows, "
+                      "or too few there to check; one set of thresholds per writing style): " + "; ".join(
+                f"{style}-written narratives: {', '.join(probs)}" if style != "all" else ", ".join(probs)
+                for style, probs in never.items()) + "."]
     unlearnable = gen["stress"].get("unlearnable", {})
     if unlearnable:
         lines += ["", "What the training labels say about narratives that lack what a stress variant removes "

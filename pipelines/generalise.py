@@ -27,7 +27,14 @@ from dermeval import text as tx
 from dermeval.formats.common import iter_jsonl, read_rows, write_csv, write_json, write_jsonl
 from dermeval.generalisation import agreement_block, flat_agreement, sentence_overlap, stress_passes
 from dermeval.metrics import mean_ci
-from dermeval.model.critique import MISMATCH_THRESHOLD, claimed, evidence_order
+from dermeval.model.critique import (
+    ISSUE_THRESHOLD,
+    MISMATCH_THRESHOLD,
+    NEVER,
+    claimed,
+    evidence_order,
+    thresholds_for,
+)
 from dermeval.model.data import FeatureSet, featurize
 from dermeval.model.evaluator import load_evaluator
 from dermeval.model.train import labelled_problems
@@ -240,16 +247,26 @@ def unlearnable_removals(records: list[dict], splits: dict[str, str]) -> dict[st
     return out
 
 
+def never_claimed(thresholds: dict[str, Any] | None, names: list[str]) -> dict[str, list[str]]:
+    """Per writing style (``all`` for one set), the problems the critique never states: their claims
+    did not reach the calibrated precision, or that style's calibration rows held too few to check."""
+    sets = (thresholds or {}).get("by_style") or {"all": thresholds or {}}
+    return {style: sorted(n for n in names if t.get(n, ISSUE_THRESHOLD) >= NEVER) for style, t in sets.items()}
+
+
 def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
                     test_sets: list[tuple[list[dict], dict[str, np.ndarray], str]], names: list[str],
-                    p: GeneraliseParams, thresholds: dict[str, float] | None = None,
+                    p: GeneraliseParams, thresholds: dict[str, Any] | None = None,
                     target: float | None = None) -> dict[str, Any]:
     """How often what the critique says is true: the precision of its "Detected:" claims (on the
     stress suite against each variant's known change, on the test splits against the recorded
     defects), the diagnosis check against the variants that break it, and how many distinct
-    sentences the six dimensions quote."""
-    def claims(probs: np.ndarray) -> set[str]:
-        return claimed(dict(zip(names, probs.tolist(), strict=False)), thresholds)
+    sentences the six dimensions quote. ``thresholds``: the model's claim thresholds as stored (one
+    set, or one per writing style, picked per row by ``expert_style`` as the evaluator does)."""
+    def claims(pr: dict[str, np.ndarray], k: int) -> set[str]:
+        style = float(pr["expert_style"][k]) if "expert_style" in pr else None
+        return claimed(dict(zip(names, pr["defect_probs"][k].tolist(), strict=False)),
+                       thresholds_for(thresholds, style))
 
     stress_ok, per, where = [], {}, {}
     clean_text = {r["case_id"]: r["diagnostic_text"] for r in stress_rows if r["variant"] == "clean"}
@@ -257,17 +274,19 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
         truth = TRUE_CLAIMS.get(r["variant"], set())
         if r["case_id"] in clean_text:
             truth = truth | removed_content(clean_text[r["case_id"]], r["diagnostic_text"])
-        for c in claims(pred["defect_probs"][k]):
+        for c in claims(pred, k):
             stress_ok.append(c in truth)
             per.setdefault(c, []).append(c in truth)
             if c not in truth:  # which variants a false claim was made on
                 where.setdefault(c, {}).setdefault(r["variant"], 0)
                 where[c][r["variant"]] += 1
-    test_ok = []
-    for rows, tp, _ in test_sets:
+    test_ok, by_set = [], {}
+    for rows, tp, name in test_sets:
         for k, r in enumerate(rows):
             truth = set(labelled_problems(r) or [])
-            test_ok += [c in truth for c in claims(tp["defect_probs"][k])]
+            right = [c in truth for c in claims(tp, k)]
+            test_ok += right
+            by_set.setdefault(name, []).extend(right)
     # what the critique states: the diagnosis check, or the image check (the image alone)
     mismatch = (np.minimum(pred["match"], pred["match_image"]) < MISMATCH_THRESHOLD) & pred["named"]
     broken = np.array([r["variant"] in MISMATCH_VARIANTS for r in stress_rows])
@@ -279,7 +298,10 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
                               "per_claim": {c: {"n": len(v), "precision": round(float(np.mean(v)), 4),
                                                 "false_by_variant": dict(sorted(where.get(c, {}).items()))}
                                             for c, v in sorted(per.items())}},
-            "test_claims": {"n": len(test_ok), "precision": mean_ci(test_ok, p.n_boot) if test_ok else None},
+            "test_claims": {"n": len(test_ok), "precision": mean_ci(test_ok, p.n_boot) if test_ok else None,
+                            "by_set": {name: {"n": len(v), "precision": round(float(np.mean(v)), 4)}
+                                       for name, v in by_set.items() if v}},
+            "never_claimed": never_claimed(thresholds, names),
             "diagnosis_check": {
                 "threshold": MISMATCH_THRESHOLD,
                 "precision": round(float(broken[mismatch].mean()), 4) if mismatch.any() else None,

@@ -74,7 +74,8 @@ def claimed(defect_probs: dict[str, float], thresholds: dict[str, float] | None 
 
 
 def claim_thresholds(probs: np.ndarray, labels: np.ndarray, names: list[str], precision: float,
-                     min_claims: int = 10, groups: np.ndarray | None = None, margin: float = 0.0) -> dict[str, float]:
+                     min_claims: int = 10, groups: np.ndarray | None = None, margin: float = 0.0,
+                     clusters: np.ndarray | None = None) -> dict[str, float]:
     """Per problem, the lowest probability from which claims reach ``precision`` on labelled held-out
     rows (the calibration split): the critique then says "Detected" only where it is right that
     often. ``margin`` (standard errors) asks the claims' precision to reach it by that much: the
@@ -85,18 +86,35 @@ def claim_thresholds(probs: np.ndarray, labels: np.ndarray, names: list[str], pr
     holds enough of them: the strictest group's threshold. A problem that never reaches it gets a
     threshold above 1: it is never claimed (its probability still shows under ``issues``).
     Candidates start at ISSUE_THRESHOLD; a group needs ``min_claims`` claims at a threshold for it to
-    count."""
+    count. ``clusters`` (the rows' cases): rows of one case are not independent (one terse reference
+    makes every narrative written from it look vague), so the margin must also hold against the
+    case-clustered standard error of the precision, whichever bound is lower."""
     groups = np.zeros(len(probs), int) if groups is None else np.asarray(groups)
+    clusters = None if clusters is None else np.unique(np.asarray(clusters), return_inverse=True)[1]
     out = {}
     for j, n in enumerate(names):
-        found = [t for g in np.unique(groups) if (t := _lowest_precise(probs[groups == g, j],
-                                                                      labels[groups == g, j] > 0.5,
-                                                                      precision, min_claims, margin)) is not None]
+        found = [t for g in np.unique(groups)
+                 if (t := _lowest_precise(probs[groups == g, j], labels[groups == g, j] > 0.5, precision, min_claims,
+                                          margin, None if clusters is None else clusters[groups == g])) is not None]
         out[n] = round(max(found), 4) if found else NEVER
     return out
 
 
 NEVER = 1.01  # a claim threshold no probability reaches
+EXPERT_STYLE = 0.5  # a narrative the style model gives at least this probability is read as expert-written
+
+
+def thresholds_for(thresholds: dict[str, Any] | None, expert_prob: float | None) -> dict[str, float]:
+    """The claim thresholds that apply to one narrative. A model fitted per writing style keeps one
+    set per style (``{"by_style": {"expert": ..., "generated": ...}}``, see
+    :func:`dermeval.model.fit.fit_evaluator`): a narrative the style model reads as expert-written
+    (``expert_prob`` >= EXPERT_STYLE) gets the expert set, any other the generated set. A flat set
+    applies to every narrative."""
+    thresholds = thresholds or {}
+    if "by_style" not in thresholds:
+        return thresholds
+    expert = expert_prob is not None and expert_prob >= EXPERT_STYLE
+    return thresholds["by_style"]["expert" if expert else "generated"]
 
 
 def wilson_lower(right: int, n: int, z: float) -> float:
@@ -107,17 +125,38 @@ def wilson_lower(right: int, n: int, z: float) -> float:
     return float((p + zz / (2 * n) - z * np.sqrt(p * (1 - p) / n + zz / (4 * n * n))) / (1 + zz / n))
 
 
+def clustered_lower(right: np.ndarray, clusters: np.ndarray, z: float) -> float:
+    """The precision of claims (``right``: 1 per true claim, 0 per false one) minus ``z`` case-clustered
+    standard errors (the ratio estimator's sandwich variance over the cases in ``clusters``, with the
+    small-sample factor k/(k-1)); a single case gives no estimate of the spread: 0 when z > 0."""
+    n = len(right)
+    if n == 0:
+        return 0.0
+    p = float(right.mean())
+    _, c = np.unique(clusters, return_inverse=True)
+    k = int(c.max()) + 1
+    if k < 2:
+        return 0.0 if z > 0 else p
+    resid = np.bincount(c, weights=right - p, minlength=k)
+    return p - z * float(np.sqrt(k / (k - 1) * (resid ** 2).sum())) / n
+
+
 def _lowest_precise(p: np.ndarray, y: np.ndarray, precision: float, min_claims: int,
-                    margin: float = 0.0) -> float | None:
-    """The lowest threshold whose claims reach ``precision`` (by ``margin`` standard errors); NEVER when
-    none does; None when the rows hold too few claims to tell."""
+                    margin: float = 0.0, clusters: np.ndarray | None = None) -> float | None:
+    """The lowest threshold whose claims reach ``precision`` by ``margin`` standard errors (the Wilson
+    bound and, with ``clusters``, the case-clustered one); NEVER when none does; None when the rows
+    hold too few claims to tell."""
     if (p >= ISSUE_THRESHOLD).sum() < min_claims:
         return None
     for t in np.unique(np.concatenate([[ISSUE_THRESHOLD], p[p >= ISSUE_THRESHOLD]])):
         claim = p >= t
         if claim.sum() < min_claims:
             break
-        if wilson_lower(int(y[claim].sum()), int(claim.sum()), margin) >= precision - 1e-12:
+        right = y[claim].astype(float)
+        lower = wilson_lower(int(right.sum()), len(right), margin)
+        if clusters is not None:
+            lower = min(lower, clustered_lower(right, clusters[claim], margin))
+        if lower >= precision - 1e-12:
             return float(t)
     return NEVER
 

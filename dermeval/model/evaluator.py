@@ -24,7 +24,7 @@ from dermeval.encoders import identities
 from dermeval.features import FeatureStore, Featurizer, narrative_units
 from dermeval.formats.records import parse_record
 from dermeval.images import load_rgb
-from dermeval.model.critique import build_critique, critique_text, empty_critique
+from dermeval.model.critique import build_critique, critique_text, empty_critique, thresholds_for
 from dermeval.model.data import FeatureSet, featurize
 from dermeval.model.network import DermEvalNet, NetConfig
 from dermeval.model.ood import MODALITIES, Novelty
@@ -53,7 +53,7 @@ class Evaluator:
         self.style = StyleModel.from_json(self.calibration["style"]) if "by_style" in self.calibration else None
         self.defect_names: list[str] = meta["defect_names"]
         self.review_threshold = float(meta.get("review_threshold", 0.6))
-        self.claim_thresholds: dict[str, float] = dict(meta.get("claim_thresholds") or {})
+        self.claim_thresholds: dict[str, Any] = dict(meta.get("claim_thresholds") or {})
         self.featurizer = featurizer or Featurizer(FeatureStore(None))
         self.vocabulary = vocabulary
         self.novelty = novelty
@@ -107,13 +107,15 @@ class Evaluator:
                                             or fs.vocab_source[1] != tuple(self.categories)):
             fs.attach_vocabulary(self.vocabulary, self.categories)
         raw = predict_raw(self.net, fs, idx, with_attention=with_attention)
-        mean, sigma = apply_calibration(self.calibration, raw,
-                                        self.style.prob(fs, idx) if self.style is not None else None)
+        expert_style = self.style.prob(fs, idx) if self.style is not None else None
+        mean, sigma = apply_calibration(self.calibration, raw, expert_style)
         empty = fs.stats[idx, 2] > 0.5
         mean[empty], sigma[empty] = 0.0, 0.0  # an empty narrative sits at the floor, by rule
         out = {"scores": mean, "sigma": sigma, "defect_probs": 1 / (1 + np.exp(-raw["defect_logits"])),
                "match": raw["match"], "match_image": raw["match_image"], "image_category": raw["image_category"],
                "seen_category": raw["seen_category"], "named_category": raw["named_category"]}
+        if expert_style is not None:  # how much the narrative reads like an expert reference (0-1)
+            out["expert_style"] = expert_style
         if self.novelty is not None:
             out["novelty"] = self.novelty.score(fs, idx)
         # Whether the diagnosis vocabulary recognised the conclusion's diagnosis.
@@ -129,6 +131,11 @@ class Evaluator:
             flags = flags | (pred["novelty"].max(1) > 1.0)
         return flags
 
+    def thresholds_for(self, pred: dict[str, np.ndarray], k: int) -> dict[str, float]:
+        """The critique's claim thresholds for row ``k`` of ``pred`` (per writing style where the
+        model keeps one set per style)."""
+        return thresholds_for(self.claim_thresholds, float(pred["expert_style"][k]) if "expert_style" in pred else None)
+
     def _row(self, fs: FeatureSet, i: int, pred: dict[str, np.ndarray], k: int, units: list[str],
              decimals: int | None = 3) -> dict[str, Any]:
         scores, sigma = pred["scores"][k], pred["sigma"][k]
@@ -141,7 +148,7 @@ class Evaluator:
         else:
             probs = {n: float(p) for n, p in zip(self.defect_names, pred["defect_probs"][k], strict=False)}
             crit = build_critique(scores, sigma, units, pred["attention"][k], probs, self._diagnosis(fs, i, pred, k),
-                                  self.claim_thresholds)
+                                  self.thresholds_for(pred, k))
         overall = float(np.mean(scores))
         novelty = pred["novelty"][k] if "novelty" in pred else None
         ood = bool(novelty is not None and novelty.max() > 1.0)

@@ -77,8 +77,10 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
     if review_threshold is None:  # the level only review_share of the held-out calibration rows pass
         _, sigma = apply_calibration(calibration, calib_raw, style_prob)
         review_threshold = round(float(np.quantile(sigma.max(1), 1 - cfg.review_share)), 4)
-    thresholds = _claim_thresholds(calib_raw, targets, idx["calib"], cfg.claim_precision,
-                                   sources[idx["calib"]], cfg.claim_margin)
+    # the rows' cases: the narratives of one case share its reference, so their claims are right or wrong together
+    cases = np.array([str(rows[i].get("case_id") or rows[i]["id"]) for i in idx["calib"]])
+    thresholds = fit_claim_thresholds(calib_raw, targets, idx["calib"], cfg, sources[idx["calib"]],
+                                      calib_expert if style_prob is not None else None, cases)
     novelty = Novelty.fit(fs, idx["train"], idx["calib"], quantile=cfg.ood_quantile, seed=cfg.seed)
     meta = {"name": "dermeval", "version": "local", "calibration": calibration,
             "defect_names": targets.defect_names, "categories": categories,
@@ -102,14 +104,49 @@ def learned_names(rows: list[dict[str, Any]], train_idx: np.ndarray, targets: Ta
     return out
 
 
+def fit_claim_thresholds(calib_raw: dict[str, np.ndarray], targets: Targets, calib_idx: np.ndarray,
+                         cfg: TrainConfig, sources: np.ndarray, expert: np.ndarray | None = None,
+                         cases: np.ndarray | None = None) -> dict[str, Any]:
+    """The critique's claim thresholds from the calibration rows ``calib_idx`` (``calib_raw``: the
+    network's raw outputs on them, ``sources`` and ``cases`` per row): one set for every narrative,
+    or, given ``expert`` (per row: real expert text; for a model calibrated per writing style), one
+    set per style. ``cases`` counts the margin by case as well as by row."""
+    pooled = _claim_thresholds(calib_raw, targets, calib_idx, cfg.claim_precision, sources, cfg.claim_margin, cases)
+    if expert is None:
+        return pooled
+    return _style_claim_thresholds(calib_raw, targets, calib_idx, cfg, sources, expert, pooled, cases)
+
+
 def _claim_thresholds(calib_raw: dict[str, np.ndarray], targets: Targets, calib_idx: np.ndarray,
-                      precision: float, sources: np.ndarray, margin: float) -> dict[str, float]:
+                      precision: float, sources: np.ndarray, margin: float,
+                      cases: np.ndarray | None) -> dict[str, float]:
     """Per problem, where the critique's "Detected:" claims reach ``precision`` on the calibration rows
-    whose problems are known, in each data source (real text as well as DermSynth); none known: the
-    default threshold for all."""
+    whose problems are known, in each data source (real text as well as DermSynth), by ``margin``
+    standard errors (row by row and, given the rows' ``cases``, case by case); none known: the default
+    threshold for all."""
     known = targets.has_defects[calib_idx]
     if not known.any() or not targets.defect_names:
         return {}
     probs = 1.0 / (1.0 + np.exp(-calib_raw["defect_logits"][known]))
     return claim_thresholds(probs, targets.defects[calib_idx[known]], targets.defect_names, precision,
-                            groups=sources[known], margin=margin)
+                            groups=sources[known], margin=margin, clusters=None if cases is None else cases[known])
+
+
+def _style_claim_thresholds(calib_raw: dict[str, np.ndarray], targets: Targets, calib_idx: np.ndarray,
+                            cfg: TrainConfig, sources: np.ndarray, expert: np.ndarray,
+                            pooled: dict[str, float], cases: np.ndarray | None) -> dict[str, Any]:
+    """Claim thresholds per writing style: the expert set from the calibration rows of expert text
+    (``expert``: the rows of EXPERT_SOURCE, the ones the style model learned to recognise), the
+    generated set from the rest. Where a style's rows hold too few claims of a problem to check its
+    precision, that problem is never claimed in that style: a threshold set on generated narratives
+    says nothing about how often the claim is right on expert-written text. A style without
+    labelled rows at all keeps the ``pooled`` thresholds. At scoring time a narrative gets the set of
+    the style the style model reads it as (:func:`dermeval.model.critique.thresholds_for`)."""
+    out = {}
+    for style, rows in (("expert", expert), ("generated", ~expert)):
+        own = (_claim_thresholds({"defect_logits": calib_raw["defect_logits"][rows]}, targets, calib_idx[rows],
+                                 cfg.claim_precision, sources[rows], cfg.claim_margin,
+                                 None if cases is None else cases[rows])
+               if rows.any() else {})
+        out[style] = own or dict(pooled)
+    return {"by_style": out}

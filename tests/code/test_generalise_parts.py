@@ -160,6 +160,14 @@ def test_stress_claims_are_judged_against_what_each_row_lost():
     per = out["stress_claims"]["per_claim"]
     assert per["missing_referral"] == {"n": 2, "precision": 0.5, "false_by_variant": {"layout_only": 1}}
     assert per["vague_description"]["precision"] == 0.0
+    assert out["never_claimed"] == {"all": []}
+    # one set per writing style: the expert-written rows (style >= 0.5) never state vague_description
+    by_style = {"by_style": {"expert": {"missing_referral": 0.5, "vague_description": 1.01},
+                             "generated": {"missing_referral": 0.5, "vague_description": 0.5}}}
+    out = critique_report(rows, {**pred, "expert_style": np.array([0.9, 0.9, 0.2])}, [], names, p, by_style)
+    per = out["stress_claims"]["per_claim"]
+    assert per["vague_description"]["n"] == 1 and per["missing_referral"]["n"] == 2
+    assert out["never_claimed"] == {"expert": ["vague_description"], "generated": []}
 
 
 def test_labels_that_rate_a_narrative_without_a_referral_both_ways_are_reported():

@@ -126,3 +126,71 @@ def test_claims_must_be_precise_on_every_source_that_can_tell():
     assert synth_only < both and both > 0.7
     few = np.array(["dermsynth"] * n + ["dermbench"] * 3 + ["dermsynth"] * (n - 3))  # 3 real rows: cannot tell
     assert claim_thresholds(probs, labels, ["truncation"], 0.9, groups=few)["truncation"] < both
+
+
+def test_a_writing_style_whose_calibration_rows_cannot_check_a_claim_never_makes_it():
+    """Per writing style: generated narratives keep the threshold their own rows set; expert-written
+    ones, whose calibration rows hold too few claims of the problem to check, never state it, and
+    a narrative picks its set by the style model's probability."""
+    from types import SimpleNamespace
+
+    from dermeval.model.config import TrainConfig
+    from dermeval.model.critique import NEVER, claimed, thresholds_for
+    from dermeval.model.fit import _style_claim_thresholds
+
+    rng = np.random.default_rng(3)
+    n_gen, n_exp = 300, 200
+    y = np.zeros((n_gen + n_exp, 2))
+    y[:n_gen, 0] = rng.random(n_gen) < 0.3  # vague_description: labelled on generated rows only
+    y[n_gen:, 1] = rng.random(n_exp) < 0.3  # missing_referral: labelled on expert rows only
+    p = np.where(y > 0, rng.uniform(0.6, 1.0, y.shape), rng.uniform(0.0, 0.45, y.shape))
+    p[n_gen:n_gen + 5, 0] = 0.9  # 5 expert claims of vague_description, all false: too few to check
+    targets = SimpleNamespace(has_defects=np.ones(len(y), bool), defects=y,
+                              defect_names=["vague_description", "missing_referral"])
+    raw = {"defect_logits": np.log(p / (1 - p))}
+    expert = np.arange(len(y)) >= n_gen
+    cfg = TrainConfig.model_validate({**_train_params(), "claim_margin": 0.0})
+    sources = np.where(expert, "dermbench", "dermsynth")
+    cases = np.array([f"case{i}" for i in range(len(y))])
+    out = _style_claim_thresholds(raw, targets, np.arange(len(y)), cfg, sources, expert, {}, cases)["by_style"]
+    assert out["expert"]["vague_description"] == NEVER and out["generated"]["vague_description"] < 0.7
+    assert out["generated"]["missing_referral"] == NEVER and out["expert"]["missing_referral"] < 0.7
+    stored = {"by_style": out}
+    probs = {"vague_description": 0.95, "missing_referral": 0.95}
+    assert claimed(probs, thresholds_for(stored, 0.9)) == {"missing_referral"}
+    assert claimed(probs, thresholds_for(stored, 0.1)) == {"vague_description"}
+    assert claimed(probs, thresholds_for(stored, None)) == {"vague_description"}  # no style model: generated
+    flat = {"vague_description": 0.5}
+    assert thresholds_for(flat, 0.9) is flat
+
+
+def _train_params() -> dict:
+    from pathlib import Path
+
+    import yaml
+
+    return yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())["train"]
+
+
+def test_false_claims_that_share_a_case_count_as_one_piece_of_evidence():
+    """81 claims, 5 false, all from 2 cases (one terse reference makes every narrative written from it
+    look vague): row by row the precision clears 0.9 by a standard error, counted by case it does not,
+    so the threshold rises; spread over 5 cases the same rows keep the low threshold."""
+    from dermeval.model.critique import ISSUE_THRESHOLD, claim_thresholds, clustered_lower, wilson_lower
+
+    right = np.ones(81)
+    right[:5] = 0
+    two = np.array([0, 0, 0, 0, 1] + list(range(2, 78)))  # the 5 false claims in 2 cases, the rest one case each
+    five = np.arange(81)
+    assert wilson_lower(76, 81, 1.0) > 0.9
+    assert clustered_lower(right, five, 1.0) > 0.9 > clustered_lower(right, two, 1.0)
+    assert clustered_lower(right, two, 0.0) == 76 / 81
+    assert clustered_lower(right[:3], np.zeros(3), 1.0) == 0.0  # one case: no spread to measure
+    probs = np.where(right > 0, 0.9, 0.8)[:, None]  # the false claims sit at the bottom of the claimed range
+    probs = np.concatenate([probs, np.full((100, 1), 0.1)])
+    labels = np.concatenate([right, np.zeros(100)])[:, None]
+    by_row = claim_thresholds(probs, labels, ["vague_description"], 0.9, margin=1.0)["vague_description"]
+    clusters = np.concatenate([two, np.arange(1000, 1100)])
+    by_case = claim_thresholds(probs, labels, ["vague_description"], 0.9, margin=1.0,
+                               clusters=clusters)["vague_description"]
+    assert by_row == ISSUE_THRESHOLD and by_case == 0.9
