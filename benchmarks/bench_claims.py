@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from dermeval.formats.common import iter_jsonl, write_json
-from dermeval.model.critique import claimed, thresholds_for
+from dermeval.model.critique import claimed, row_thresholds
 from dermeval.model.data import FeatureSet
 from dermeval.model.evaluator import Evaluator
 from dermeval.model.fit import EXPERT_SOURCE, fit_claim_thresholds
@@ -69,7 +69,6 @@ def measure(params_path: Path, model: Path) -> dict:
              "per style, by case": fit_claim_thresholds(raw, targets, calib, cfg, sources, sources == EXPERT_SOURCE,
                                                         cases)}
     pred = evaluator.predict(fs, test)
-    style = pred.get("expert_style")
     out = {"model": str(model), "claim_precision": cfg.claim_precision, "claim_margin": cfg.claim_margin,
            "calib_rows": len(calib), "test_rows": len(test), "rules": {}}
     for name, thresholds in rules.items():
@@ -79,7 +78,7 @@ def measure(params_path: Path, model: Path) -> dict:
             if truth is None:
                 continue
             made = claimed(dict(zip(evaluator.defect_names, pred["defect_probs"][k].tolist(), strict=True)),
-                           thresholds_for(thresholds, None if style is None else float(style[k])))
+                           row_thresholds(thresholds, pred, k))
             src = str(rows[i].get("source", ""))
             for c in made:
                 by_source[src].append(c in truth)

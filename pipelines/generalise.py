@@ -33,7 +33,8 @@ from dermeval.model.critique import (
     NEVER,
     claimed,
     evidence_order,
-    thresholds_for,
+    row_thresholds,
+    threshold_sets,
 )
 from dermeval.model.data import FeatureSet, featurize
 from dermeval.model.evaluator import load_evaluator
@@ -250,8 +251,8 @@ def unlearnable_removals(records: list[dict], splits: dict[str, str]) -> dict[st
 def never_claimed(thresholds: dict[str, Any] | None, names: list[str]) -> dict[str, list[str]]:
     """Per writing style (``all`` for one set), the problems the critique never states: their claims
     did not reach the calibrated precision, or that style's calibration rows held too few to check."""
-    sets = (thresholds or {}).get("by_style") or {"all": thresholds or {}}
-    return {style: sorted(n for n in names if t.get(n, ISSUE_THRESHOLD) >= NEVER) for style, t in sets.items()}
+    return {style: sorted(n for n in names if t.get(n, ISSUE_THRESHOLD) >= NEVER)
+            for style, t in threshold_sets(thresholds).items()}
 
 
 def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
@@ -263,10 +264,9 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
     defects), the diagnosis check against the variants that break it, and how many distinct
     sentences the six dimensions quote. ``thresholds``: the model's claim thresholds as stored (one
     set, or one per writing style, picked per row by ``expert_style`` as the evaluator does)."""
-    def claims(pr: dict[str, np.ndarray], k: int) -> set[str]:
-        style = float(pr["expert_style"][k]) if "expert_style" in pr else None
-        return claimed(dict(zip(names, pr["defect_probs"][k].tolist(), strict=False)),
-                       thresholds_for(thresholds, style))
+    def claims(pr: dict[str, np.ndarray], k: int) -> list[str]:  # sorted: the bootstrap CIs do not vary by hash seed
+        return sorted(claimed(dict(zip(names, pr["defect_probs"][k].tolist(), strict=False)),
+                              row_thresholds(thresholds, pr, k)))
 
     stress_ok, per, where = [], {}, {}
     clean_text = {r["case_id"]: r["diagnostic_text"] for r in stress_rows if r["variant"] == "clean"}

@@ -104,17 +104,28 @@ NEVER = 1.01  # a claim threshold no probability reaches
 EXPERT_STYLE = 0.5  # a narrative the style model gives at least this probability is read as expert-written
 
 
-def thresholds_for(thresholds: dict[str, Any] | None, expert_prob: float | None) -> dict[str, float]:
-    """The claim thresholds that apply to one narrative. A model fitted per writing style keeps one
-    set per style (``{"by_style": {"expert": ..., "generated": ...}}``, see
-    :func:`dermeval.model.fit.fit_evaluator`): a narrative the style model reads as expert-written
-    (``expert_prob`` >= EXPERT_STYLE) gets the expert set, any other the generated set. A flat set
-    applies to every narrative."""
+def threshold_sets(thresholds: dict[str, Any] | None) -> dict[str, dict[str, float]]:
+    """The claim thresholds as stored, by the narratives they apply to: ``{"expert": ..., "generated":
+    ...}`` for a model fitted per writing style (``{"by_style": ...}``, see
+    :func:`dermeval.model.fit.fit_claim_thresholds`), ``{"all": ...}`` for one flat set."""
     thresholds = thresholds or {}
-    if "by_style" not in thresholds:
-        return thresholds
-    expert = expert_prob is not None and expert_prob >= EXPERT_STYLE
-    return thresholds["by_style"]["expert" if expert else "generated"]
+    return thresholds.get("by_style", {"all": thresholds})
+
+
+def thresholds_for(thresholds: dict[str, Any] | None, expert_prob: float | None) -> dict[str, float]:
+    """The claim thresholds that apply to one narrative: with one set per writing style, a narrative
+    the style model reads as expert-written (``expert_prob`` >= EXPERT_STYLE) gets the expert set,
+    any other the generated set; a flat set applies to every narrative."""
+    sets = threshold_sets(thresholds)
+    if "all" in sets:
+        return sets["all"]
+    return sets["expert" if expert_prob is not None and expert_prob >= EXPERT_STYLE else "generated"]
+
+
+def row_thresholds(thresholds: dict[str, Any] | None, pred: dict[str, np.ndarray], k: int) -> dict[str, float]:
+    """:func:`thresholds_for` row ``k`` of an evaluator's predictions (its ``expert_style``, when the
+    model has a style model)."""
+    return thresholds_for(thresholds, float(pred["expert_style"][k]) if "expert_style" in pred else None)
 
 
 def wilson_lower(right: int, n: int, z: float) -> float:

@@ -24,7 +24,7 @@ from dermeval.encoders import identities
 from dermeval.features import FeatureStore, Featurizer, narrative_units
 from dermeval.formats.records import parse_record
 from dermeval.images import load_rgb
-from dermeval.model.critique import build_critique, critique_text, empty_critique, thresholds_for
+from dermeval.model.critique import build_critique, critique_text, empty_critique, row_thresholds
 from dermeval.model.data import FeatureSet, featurize
 from dermeval.model.network import DermEvalNet, NetConfig
 from dermeval.model.ood import MODALITIES, Novelty
@@ -131,11 +131,6 @@ class Evaluator:
             flags = flags | (pred["novelty"].max(1) > 1.0)
         return flags
 
-    def thresholds_for(self, pred: dict[str, np.ndarray], k: int) -> dict[str, float]:
-        """The critique's claim thresholds for row ``k`` of ``pred`` (per writing style where the
-        model keeps one set per style)."""
-        return thresholds_for(self.claim_thresholds, float(pred["expert_style"][k]) if "expert_style" in pred else None)
-
     def _row(self, fs: FeatureSet, i: int, pred: dict[str, np.ndarray], k: int, units: list[str],
              decimals: int | None = 3) -> dict[str, Any]:
         scores, sigma = pred["scores"][k], pred["sigma"][k]
@@ -148,7 +143,7 @@ class Evaluator:
         else:
             probs = {n: float(p) for n, p in zip(self.defect_names, pred["defect_probs"][k], strict=False)}
             crit = build_critique(scores, sigma, units, pred["attention"][k], probs, self._diagnosis(fs, i, pred, k),
-                                  self.thresholds_for(pred, k))
+                                  row_thresholds(self.claim_thresholds, pred, k))
         overall = float(np.mean(scores))
         novelty = pred["novelty"][k] if "novelty" in pred else None
         ood = bool(novelty is not None and novelty.max() > 1.0)

@@ -136,7 +136,7 @@ def test_a_writing_style_whose_calibration_rows_cannot_check_a_claim_never_makes
 
     from dermeval.model.config import TrainConfig
     from dermeval.model.critique import NEVER, claimed, thresholds_for
-    from dermeval.model.fit import _style_claim_thresholds
+    from dermeval.model.fit import fit_claim_thresholds
 
     rng = np.random.default_rng(3)
     n_gen, n_exp = 300, 200
@@ -152,7 +152,7 @@ def test_a_writing_style_whose_calibration_rows_cannot_check_a_claim_never_makes
     cfg = TrainConfig.model_validate({**_train_params(), "claim_margin": 0.0})
     sources = np.where(expert, "dermbench", "dermsynth")
     cases = np.array([f"case{i}" for i in range(len(y))])
-    out = _style_claim_thresholds(raw, targets, np.arange(len(y)), cfg, sources, expert, {}, cases)["by_style"]
+    out = fit_claim_thresholds(raw, targets, np.arange(len(y)), cfg, sources, expert, cases)["by_style"]
     assert out["expert"]["vague_description"] == NEVER and out["generated"]["vague_description"] < 0.7
     assert out["generated"]["missing_referral"] == NEVER and out["expert"]["missing_referral"] < 0.7
     stored = {"by_style": out}
