@@ -19,8 +19,10 @@ Needs the pipeline's outputs (``dvc repro``). Retrains use ``--epochs`` (fewer t
 pipeline's) to keep the run short, on a fixed schedule that keeps the last epoch: with early
 stopping (``--early-stopping``, the pipeline's way) the epoch kept moves with a few changed rows
 and a seed's curve moved by up to 0.03 between rounds from that alone. Both strategies use the
-same settings. Prints and saves JSON figures; the file is rewritten after every seed (``complete``
-says whether all seeds ran), so a run stopped early keeps the seeds it finished.
+same settings, one network per retrain (``--members``; the pipeline trains an ensemble, which
+would take ``train.members`` times as long). Prints and saves JSON figures; the file is
+rewritten after every seed (``complete`` says whether all seeds ran), so a run stopped early
+keeps the seeds it finished.
 """
 
 from __future__ import annotations
@@ -169,6 +171,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--members", type=int, default=1,
+                    help="networks per retrain (default 1, as every recorded run; the pipeline trains train.members)")
     ap.add_argument("--early-stopping", action="store_true",
                     help="retrains stop early on the validation split (default: a fixed schedule of --epochs, "
                          "keeping the last epoch, so both strategies' retrains differ only by their data)")
@@ -216,7 +220,7 @@ def main() -> None:
     signals: list[dict] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         cfg = params.train.with_(epochs=args.epochs, patience=min(params.train.patience, args.epochs), seed=seed,
-                                 early_stopping=args.early_stopping)
+                                 early_stopping=args.early_stopping, members=args.members)
         rng = np.random.default_rng(seed)
 
         def train(extra: dict[str, dict], cfg=cfg) -> object:
@@ -261,6 +265,7 @@ def main() -> None:
                "seeds_planned": args.seeds, "complete": seed == args.first_seed + args.seeds - 1,
                "first_seed": args.first_seed, "budget_per_round": budget, "rounds": args.rounds,
                "retrain_epochs": args.epochs, "early_stopping": args.early_stopping,
+               "members": args.members,
                "random_share": rp.random_share, "stratify": {v: c["stratify"] for v, c in variants.items()},
                "weights": {v: c["weights"] for v, c in variants.items()},
                "held_out_narratives": len(held), "reviewers_per_narrative": 2, "reviewer_noise_sd": 0.3,

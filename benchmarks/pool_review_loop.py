@@ -35,6 +35,11 @@ def _early(result: dict) -> bool:
     return bool(result.get("early_stopping", True))
 
 
+def _members(result: dict) -> int:
+    """Networks per retrain (runs from before ensembles trained one)."""
+    return int(result.get("members", 1))
+
+
 def _strata(result: dict, variant: str) -> str:
     """The strata a run's setting spread its picks over (older runs kept one string for all settings)."""
     s = result.get("stratify", "")
@@ -50,8 +55,10 @@ def pool(results: list[dict], variant: str) -> dict:
         if variant not in r["versus_random"]:
             raise ValueError(f"a run has no setting {variant!r} (has {sorted(r['versus_random'])})")
         if (any(r[k] != first[k] for k in keys) or r["weights"][variant] != first["weights"][variant]
-                or _early(r) != _early(first) or _strata(r, variant) != _strata(first, variant)):
-            raise ValueError(f"runs differ in their settings ({', '.join(keys)}, early_stopping, weights, strata): "
+                or _early(r) != _early(first) or _strata(r, variant) != _strata(first, variant)
+                or _members(r) != _members(first)):
+            raise ValueError(f"runs differ in their settings ({', '.join(keys)}, early_stopping, members, weights, "
+                             "strata): "
                              "not pooled")
         start = r.get("first_seed", 0)
         seeds += list(range(start, start + r["seeds"]))
@@ -62,7 +69,7 @@ def pool(results: list[dict], variant: str) -> dict:
     return {"benchmark": "expert loop pooled over seeds (simulated reviewers)", "simulated": True,
             "variant": variant, "weights": first["weights"][variant], "stratify": _strata(first, variant),
             "seeds": seeds,
-            **{k: first[k] for k in keys}, "early_stopping": _early(first),
+            **{k: first[k] for k in keys}, "early_stopping": _early(first), "members": _members(first),
             "by_seed_and_round": diffs, "by_round": by_round,
             "all": _summary([x for d in diffs for x in d]),
             # the rounds of one seed share a retrained evaluator: the per-seed mean is the cautious unit

@@ -147,7 +147,9 @@ def log_run(inputs: Inputs, params: Any, reports: Path, commit: str) -> None:
         "mlflow.note.content": run_note(inputs.flat, inputs.gen_flat, inputs.simulated),
     })
     for h in _history(reports / "train" / "history.csv"):
-        mlflow.log_metrics({"train_loss": h["train_loss"], "val_mae": h["val_mae"]}, step=int(h["epoch"]))
+        # the members of an ensemble one after another (a file written before ensembles has no step)
+        step = int(h.get("step") or h["epoch"])
+        mlflow.log_metrics({"train_loss": h["train_loss"], "val_mae": h["val_mae"]}, step=step)
     metrics = agreement_metrics(inputs.report, inputs.judge)
     metrics.update({k: float(v) for k, v in inputs.flat.items()})
     metrics.update({k: float(v) for k, v in inputs.gen_flat.items() if v == v})  # NaN: a set not built

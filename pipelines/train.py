@@ -1,4 +1,5 @@
-"""Stage ``train``: fit DermEval on the train split, early-stop on val, calibrate on calib."""
+"""Stage ``train``: fit DermEval (one network or an ensemble) on the train split, early-stop on val,
+calibrate on calib."""
 
 from __future__ import annotations
 
@@ -44,18 +45,32 @@ def main(argv: list[str] | None = None) -> int:
     reports = Path(args.reports)
     reports.mkdir(parents=True, exist_ok=True)
     with (reports / "history.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["epoch", "train_loss", "val_mae"])
+        writer = csv.DictWriter(fh, fieldnames=["step", "member", "epoch", "train_loss", "val_mae"])
         writer.writeheader()
         writer.writerows(history)
-    best = min(history, key=lambda h: h["val_mae"])
-    kept = best if cfg.early_stopping else history[-1]  # the epoch whose weights were saved
-    (reports / "train.json").write_text(json.dumps({
-        "epochs_run": len(history), "best_epoch": best["epoch"], "best_val_mae": round(best["val_mae"], 4),
-        "early_stopping": cfg.early_stopping, "kept_epoch": kept["epoch"], "kept_val_mae": round(kept["val_mae"], 4),
-        "train_seconds": round(seconds, 1), "split_sizes": evaluator.meta["split_sizes"]}, indent=2) + "\n")
-    print(f"train: {len(history)} epochs in {seconds:.0f} s, kept epoch {kept['epoch']} (val MAE "
-          f"{kept['val_mae']:.3f}; best {best['val_mae']:.3f} at epoch {best['epoch']})", file=sys.stderr)
+    members = [member_summary([h for h in history if h["member"] == m], cfg.early_stopping)
+               for m in range(cfg.members)]
+    summary = {"members": members, "early_stopping": cfg.early_stopping, "train_seconds": round(seconds, 1),
+               "split_sizes": evaluator.meta["split_sizes"]}
+    if cfg.members == 1:  # a single network: its figures at the top level, as before ensembles
+        summary.update(members[0])
+        summary.pop("member")
+    (reports / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for m in members:
+        print(f"train: member {m['member'] + 1}/{cfg.members}: {m['epochs_run']} epochs, kept epoch "
+              f"{m['kept_epoch']} (val MAE {m['kept_val_mae']:.3f}; best {m['best_val_mae']:.3f} at epoch "
+              f"{m['best_epoch']})", file=sys.stderr)
+    print(f"train: {seconds:.0f} s", file=sys.stderr)
     return 0
+
+
+def member_summary(curve: list[dict[str, float]], early_stopping: bool) -> dict[str, float]:
+    """One network's training figures: epochs run, its best epoch, and the epoch whose weights it kept."""
+    best = min(curve, key=lambda h: h["val_mae"])
+    kept = best if early_stopping else curve[-1]
+    return {"member": int(curve[0]["member"]), "epochs_run": len(curve), "best_epoch": best["epoch"],
+            "best_val_mae": round(best["val_mae"], 4), "kept_epoch": kept["epoch"],
+            "kept_val_mae": round(kept["val_mae"], 4)}
 
 
 if __name__ == "__main__":

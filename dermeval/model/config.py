@@ -30,6 +30,9 @@ class TrainConfig(BaseModel):
     # MAE is still logged. A fixed schedule makes two trainings on nearly the same data comparable:
     # the epoch early stopping picks moves with a few rows and moved the test MAE by 0.01-0.03.
     early_stopping: bool
+    # Networks trained (seeds seed, seed + 1000, ...) and averaged into one evaluator; their
+    # disagreement adds to each rating's uncertainty. 1: a single network.
+    members: int = Field(ge=1)
     hidden: int = Field(ge=8)
     dropout: float = Field(ge=0, lt=1)
     nll_weight: float = Field(ge=0)  # Gaussian NLL on individual raters (learns the uncertainty)

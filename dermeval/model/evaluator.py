@@ -26,7 +26,7 @@ from dermeval.formats.records import parse_record
 from dermeval.images import load_rgb
 from dermeval.model.critique import build_critique, critique_text, empty_critique, row_thresholds
 from dermeval.model.data import FeatureSet, featurize
-from dermeval.model.network import DermEvalNet, NetConfig
+from dermeval.model.network import DermEvalEnsemble, DermEvalNet, NetConfig, build_network
 from dermeval.model.ood import MODALITIES, Novelty
 from dermeval.model.style import StyleModel
 from dermeval.model.train import apply_calibration, predict_raw
@@ -45,7 +45,7 @@ class EvaluatorNotFound(FileNotFoundError):
 class Evaluator:
     """A trained DermEval: scores (image, narrative) pairs with a structured critique."""
 
-    def __init__(self, net: DermEvalNet, meta: dict[str, Any], featurizer: Featurizer | None = None,
+    def __init__(self, net: DermEvalNet | DermEvalEnsemble, meta: dict[str, Any], featurizer: Featurizer | None = None,
                  vocabulary: DiagnosisVocabulary | None = None, novelty: Novelty | None = None) -> None:
         self.net = net.eval()
         self.meta = meta
@@ -84,7 +84,7 @@ class Evaluator:
         meta = json.loads((path / "config.json").read_text("utf-8"))
         if meta.get("format_version") != FORMAT_VERSION:
             raise EvaluatorNotFound(f"{path}: evaluator format {meta.get('format_version')} is not supported")
-        net = DermEvalNet(NetConfig.from_saved(meta["net"]))
+        net = build_network(NetConfig.from_saved(meta["net"]))
         net.load_state_dict(load_file(str(path / "model.safetensors")))
         vocabulary = DiagnosisVocabulary.load(path)
         if net.cfg.vocab_category and vocabulary is None:

@@ -22,7 +22,7 @@ from dermeval.model.train import (
     fit_calibration,
     fit_style_calibration,
     predict_raw,
-    train_network,
+    train_members,
 )
 from dermeval.problems import PROBLEM_NAMES
 
@@ -40,7 +40,8 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
                   cfg: TrainConfig, *, progress: bool = True,
                   known_names: Iterable[tuple[str, str]] = (), icd: bool = True,
                   ) -> tuple[Evaluator, list[dict[str, float]], dict[str, np.ndarray]]:
-    """Train on ``train``, stop early on ``val``, calibrate on ``calib``; ``test`` is untouched.
+    """Train on ``train`` (``cfg.members`` networks), stop early on ``val``, calibrate on ``calib``;
+    ``test`` is untouched.
 
     The review rules come from ``cfg`` too: ``review_threshold`` (null: the level only
     ``review_share`` of the calibration rows pass) and ``ood_quantile``.
@@ -61,7 +62,7 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
         vocab = DiagnosisVocabulary.build(categories=categories, icd=icd, catalogue=known_names,
                                           learned=learned_names(rows, idx["train"], targets))
         fs.attach_vocabulary(vocab, categories)
-    net, history = train_network(fs, targets, idx["train"], idx["val"], cfg, progress=progress)
+    net, history = train_members(fs, targets, idx["train"], idx["val"], cfg, progress=progress)
     calib_raw = predict_raw(net, fs, idx["calib"])
     sources = np.array([str(r.get("source", "")) for r in rows])
     expert = sources == EXPERT_SOURCE

@@ -43,6 +43,8 @@ class NetConfig:
     # A second verdict: the conclusion against the image alone (the findings cannot outvote it), read by
     # the rating and problem heads, so a narrative paired with another case's image loses Accuracy.
     image_verdict: bool
+    # Networks trained from different seeds and read as one (DermEvalEnsemble); 1: a single network.
+    members: int = 1
     image_dim: int = IMAGE_DIM  # the encoders' widths, not settings
     text_dim: int = TEXT_DIM
     n_stats: int = N_STATS
@@ -52,7 +54,7 @@ class NetConfig:
         return cls(hidden=cfg.hidden, dropout=cfg.dropout, n_defects=n_defects, n_categories=n_categories,
                    length_inputs=cfg.length_inputs, context_category=cfg.context_category,
                    defects_read_match=cfg.defects_read_match, vocab_category=cfg.vocab_category,
-                   image_verdict=cfg.image_verdict)
+                   image_verdict=cfg.image_verdict, members=cfg.members)
 
     @classmethod
     def from_saved(cls, saved: dict[str, Any]) -> NetConfig:
@@ -66,7 +68,7 @@ class NetConfig:
 
 # What a config saved before a wiring option existed was trained with.
 LEGACY: dict[str, Any] = {"length_inputs": True, "context_category": False, "defects_read_match": False,
-                          "vocab_category": False, "image_verdict": False}
+                          "vocab_category": False, "image_verdict": False, "members": 1}
 
 
 class DermEvalNet(nn.Module):
@@ -164,3 +166,43 @@ class DermEvalNet(nn.Module):
         return {"mean": mean, "logvar": logvar, "attention": attn[..., 1:], "defect_logits": defect_logits,
                 "image_category": img_cat, "seen_category": seen_cat, "text_category": txt_cat,
                 "match": match, "match_image": match_image, "named_category": named}
+
+
+class DermEvalEnsemble(nn.Module):
+    """``cfg.members`` networks of one wiring, trained from different seeds, read as one network.
+
+    The rating is the members' mean. The variance is the mixture's: the members' own predicted
+    variance (the raters' spread) plus their disagreement (what the training data did not settle),
+    so the uncertainty, and with it needs_review, grows where the members part ways. Problem
+    probabilities, diagnosis verdicts and attention are averaged; category logits are averaged as
+    log-probabilities.
+    """
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.members = nn.ModuleList([DermEvalNet(cfg) for _ in range(cfg.members)])
+
+    def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return combine_members([m(**inputs) for m in self.members])
+
+
+def combine_members(outs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One output from the members' outputs (see :class:`DermEvalEnsemble`)."""
+    def stack(key: str) -> torch.Tensor:
+        return torch.stack([o[key] for o in outs])
+
+    means = stack("mean")
+    var = stack("logvar").exp().mean(0) + means.var(0, unbiased=False)
+    probs = torch.sigmoid(stack("defect_logits")).mean(0).clamp(1e-6, 1 - 1e-6)
+    out = {"mean": means.mean(0), "logvar": var.log(), "defect_logits": torch.log(probs) - torch.log1p(-probs)}
+    for key in ("image_category", "seen_category", "text_category"):
+        out[key] = stack(key).log_softmax(-1).mean(0)
+    for key in ("attention", "match", "match_image", "named_category"):
+        out[key] = stack(key).mean(0)
+    return out
+
+
+def build_network(cfg: NetConfig) -> DermEvalNet | DermEvalEnsemble:
+    """The network a configuration describes: one, or an ensemble of ``cfg.members``."""
+    return DermEvalNet(cfg) if cfg.members == 1 else DermEvalEnsemble(cfg)

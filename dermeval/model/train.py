@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from dermeval.model.config import TrainConfig
 from dermeval.model.data import FeatureSet
-from dermeval.model.network import DermEvalNet, NetConfig
+from dermeval.model.network import DermEvalEnsemble, DermEvalNet, NetConfig, build_network
 from dermeval.problems import CHANGES_DIAGNOSIS, CHANGES_IMAGE
 from dermeval.schema import DIMENSIONS
 
@@ -102,7 +102,7 @@ def _loss(out: dict[str, torch.Tensor], idx: np.ndarray, t: Targets, cfg: TrainC
 
 
 @torch.inference_mode()
-def predict_raw(net: DermEvalNet, fs: FeatureSet, idx: np.ndarray, batch_size: int = 256,
+def predict_raw(net: DermEvalNet | DermEvalEnsemble, fs: FeatureSet, idx: np.ndarray, batch_size: int = 256,
                 with_attention: bool = False) -> dict[str, Any]:
     """Network outputs for ``idx``; with ``with_attention`` also each row's (6, n_units) attention."""
     net.eval()
@@ -125,16 +125,16 @@ def predict_raw(net: DermEvalNet, fs: FeatureSet, idx: np.ndarray, batch_size: i
 
 
 def train_network(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig,
-                  progress: bool = True) -> tuple[DermEvalNet, list[dict[str, float]]]:
-    """Train with early stopping on validation MAE (``cfg.early_stopping``; else all epochs, keeping
+                  progress: bool = True, desc: str = "train") -> tuple[DermEvalNet, list[dict[str, float]]]:
+    """Train one network with early stopping on validation MAE (``cfg.early_stopping``; else all epochs, keeping
     the last); return the network and the curves."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    net = DermEvalNet(NetConfig.from_train(cfg, len(t.defect_names), len(t.categories)))
+    net = DermEvalNet(NetConfig.from_train(cfg.with_(members=1), len(t.defect_names), len(t.categories)))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     best, best_state, history, stale = float("inf"), None, [], 0
-    bar = tqdm(range(1, cfg.epochs + 1), desc="train", unit="epoch", disable=not progress)
+    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", disable=not progress)
     for epoch in bar:
         net.train()
         order = rng.permutation(train_idx)
@@ -160,6 +160,29 @@ def train_network(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np
     if best_state is not None:
         net.load_state_dict(best_state)
     return net.eval(), history
+
+
+MEMBER_SEED_STRIDE = 1000  # member m trains from seed + 1000 m: member 0 is the single network of that seed
+
+
+def train_members(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig,
+                  progress: bool = True) -> tuple[DermEvalNet | DermEvalEnsemble, list[dict[str, float]]]:
+    """Train ``cfg.members`` networks (:func:`train_network`, member m from seed ``seed + 1000 m``) and
+    return them as one (:func:`dermeval.model.network.build_network`), with every member's curve:
+    each history row names its ``member`` and a running ``step`` across members."""
+    n_defects, n_categories = len(t.defect_names), len(t.categories)
+    whole = build_network(NetConfig.from_train(cfg, n_defects, n_categories))
+    history: list[dict[str, float]] = []
+    for m in range(cfg.members):
+        desc = f"train {m + 1}/{cfg.members}" if cfg.members > 1 else "train"
+        net, curve = train_network(fs, t, train_idx, val_idx, cfg.with_(seed=cfg.seed + MEMBER_SEED_STRIDE * m),
+                                   progress=progress, desc=desc)
+        if cfg.members == 1:
+            whole = net
+        else:
+            whole.members[m].load_state_dict(net.state_dict())
+        history += [{"member": m, "step": len(history) + k + 1, **h} for k, h in enumerate(curve)]
+    return whole.eval(), history
 
 
 def length_batches(fs: FeatureSet, order: np.ndarray, batch_size: int, rng: np.random.Generator,

@@ -43,3 +43,10 @@ def test_runs_without_the_schedule_key_pool_with_early_stopping_runs_only():
 def test_a_setting_s_strata_pool_whether_kept_per_setting_or_as_one_string():
     out = pool([_run(0, [[-0.02, -0.04]]), _run(1, [[0.0, 0.0]], strata="model,category")], "queue")
     assert out["stratify"] == "model,category" and out["seeds"] == [0, 1]
+
+
+def test_runs_with_other_networks_per_retrain_are_not_pooled_and_older_runs_trained_one():
+    ensemble = {**_run(1, [[0.0, 0.0]]), "members": 5}
+    with pytest.raises(ValueError, match="members"):
+        pool([_run(0, [[-0.02, -0.04]]), ensemble], "queue")
+    assert pool([_run(0, [[-0.02, -0.04]]), {**_run(1, [[0.0, 0.0]]), "members": 1}], "queue")["members"] == 1

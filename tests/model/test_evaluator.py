@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -15,7 +16,9 @@ from typer.testing import CliRunner
 from dermeval.cli import app
 from dermeval.features import MAX_UNITS
 from dermeval.metrics import dimension_table, mean_baseline
-from dermeval.model.evaluator import EvaluatorNotFound, load_evaluator
+from dermeval.model.evaluator import Evaluator, EvaluatorNotFound, load_evaluator
+from dermeval.model.network import build_network
+from dermeval.model.train import predict_raw
 from dermeval.schema import DIMENSIONS, TITLES
 
 pytestmark = pytest.mark.slow
@@ -44,6 +47,36 @@ def test_save_load_round_trip(trained):
     b = again.predict(fs, np.arange(20))["scores"]
     assert np.allclose(a, b, atol=1e-6)
     assert not list(Path(trained["model_dir"]).glob("*.pkl"))
+
+
+def test_an_ensemble_saves_loads_and_scores_as_its_members_mean(trained, tmp_path):
+    """The session's evaluator is an ensemble: its folder loads back as the same ensemble, an
+    ensemble of two copies of one member scores exactly as that member alone, and a second member
+    that differs moves the scores and raises the uncertainty."""
+    ev = trained["evaluator"]
+    assert ev.net.cfg.members == len(ev.net.members) > 1
+    fs, rows = trained["fs"], np.arange(20)
+    again = load_evaluator(trained["model_dir"])
+    assert again.net.cfg.members == ev.net.cfg.members
+    assert np.allclose(again.predict(fs, rows)["scores"], ev.predict(fs, rows)["scores"], atol=1e-6)
+    one_net = build_network(dataclasses.replace(ev.net.cfg, members=1))
+    one_net.load_state_dict(ev.net.members[0].state_dict())
+    twins = build_network(dataclasses.replace(ev.net.cfg, members=2))
+    for m in twins.members:
+        m.load_state_dict(ev.net.members[0].state_dict())
+    one, same = (Evaluator(net, ev.meta, ev.featurizer, ev.vocabulary, ev.novelty).predict(fs, rows)
+                 for net in (one_net, twins))
+    assert np.allclose(one["scores"], same["scores"], atol=1e-5)
+    assert np.allclose(one["sigma"], same["sigma"], atol=1e-5)
+    twins.members[1].load_state_dict(ev.net.members[1].state_dict())
+    pair = Evaluator(twins, ev.meta, ev.featurizer, ev.vocabulary, ev.novelty)
+    moved = pair.predict(fs, rows)
+    assert not np.allclose(moved["scores"], one["scores"], atol=1e-3)
+    raw = [predict_raw(m, fs, rows)["logvar"] for m in twins.members]
+    assert (predict_raw(twins, fs, rows)["logvar"] >= np.log(np.mean(np.exp(raw), 0)) - 1e-5).all()
+    saved = load_evaluator(pair.save(tmp_path / "pair"))
+    assert len(saved.net.members) == 2
+    assert np.allclose(saved.predict(fs, rows)["scores"], moved["scores"], atol=1e-6)
 
 
 def test_feature_set_saves_the_same_bytes_for_the_same_contents(trained, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dermeval.model.network import DermEvalNet, NetConfig
+from dermeval.model.network import DermEvalEnsemble, DermEvalNet, NetConfig, build_network
 from tests.conftest import train_config
 
 
@@ -77,3 +77,37 @@ def test_the_image_verdict_reads_the_image_and_the_conclusion_but_not_the_findin
     assert base["match_image"][2] == 0  # no conclusion, no verdict
     legacy = NetConfig.from_saved({k: v for k, v in net.cfg.to_dict().items() if k != "image_verdict"})
     assert legacy.image_verdict is False  # a model saved before it loads without it
+
+
+def test_an_ensemble_reads_its_members_as_one_network_and_their_disagreement_as_uncertainty():
+    cfg = NetConfig.from_train(train_config(members=3), n_defects=5, n_categories=4)
+    torch.manual_seed(0)
+    ens = build_network(cfg).eval()
+    assert isinstance(ens, DermEvalEnsemble) and len(ens.members) == 3
+    x = _inputs()
+    with torch.no_grad():
+        outs = [m(**x) for m in ens.members]
+        out = ens(**x)
+    means = torch.stack([o["mean"] for o in outs])
+    assert torch.allclose(out["mean"], means.mean(0))
+    # the mixture's variance: the members' own variance plus their spread
+    own = torch.stack([o["logvar"].exp() for o in outs]).mean(0)
+    assert torch.allclose(out["logvar"].exp(), own + means.var(0, unbiased=False), rtol=1e-5)
+    assert bool((out["logvar"].exp() > own).all())  # members that disagree are less sure together
+    probs = torch.stack([torch.sigmoid(o["defect_logits"]) for o in outs]).mean(0)
+    assert torch.allclose(torch.sigmoid(out["defect_logits"]), probs, atol=1e-5)
+    assert out["attention"].shape == outs[0]["attention"].shape
+    # identical members: the ensemble says what one of them says, with the same uncertainty
+    for m in ens.members[1:]:
+        m.load_state_dict(ens.members[0].state_dict())
+    with torch.no_grad():
+        one, same = ens.members[0](**x), ens(**x)
+    for key in ("mean", "logvar", "defect_logits", "match", "match_image"):
+        assert torch.allclose(one[key], same[key], atol=1e-5), key
+    assert torch.equal(one["seen_category"].argmax(-1), same["seen_category"].argmax(-1))
+
+
+def test_a_config_saved_before_ensembles_builds_one_network():
+    saved = NetConfig.from_train(train_config(), n_defects=5, n_categories=4).to_dict()
+    saved.pop("members")
+    assert isinstance(build_network(NetConfig.from_saved(saved)), DermEvalNet)

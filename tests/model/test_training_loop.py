@@ -6,7 +6,15 @@ import numpy as np
 import torch
 
 from dermeval.model.data import FeatureSet
-from dermeval.model.train import Targets, _loss, length_batches, predict_raw, train_network
+from dermeval.model.train import (
+    MEMBER_SEED_STRIDE,
+    Targets,
+    _loss,
+    length_batches,
+    predict_raw,
+    train_members,
+    train_network,
+)
 from tests.conftest import train_config
 
 
@@ -83,3 +91,27 @@ def test_fixed_schedule_trains_every_epoch_and_keeps_the_last_early_stopping_kee
     assert abs(_val_mae(net, fs, t, val_idx) - best) < 1e-5
     if len(history) == 6:  # stopped at no point: then the curve fell every epoch, else it stopped early
         assert [h["val_mae"] for h in history] == sorted((h["val_mae"] for h in history), reverse=True)
+
+
+def test_an_ensemble_trains_each_member_from_its_own_seed_and_scores_their_mean():
+    fs, t = _toy_problem()
+    train_idx, val_idx = np.arange(0, 72), np.arange(72, 96)
+    small = dict(epochs=3, batch_size=16, hidden=16, vocab_category=False, context_category=False, early_stopping=False,
+                 image_verdict=False, defects_read_match=False, category_weight=0.0, defect_weight=0.0)
+    whole, history = train_members(fs, t, train_idx, val_idx, train_config(members=3, **small), progress=False)
+    assert [(h["member"], h["epoch"]) for h in history] == [(m, e) for m in range(3) for e in range(1, 4)]
+    assert [h["step"] for h in history] == list(range(1, 10))
+    # member 0 is the single network of the same seed; member 1 that of seed + MEMBER_SEED_STRIDE
+    for m in (0, 1):
+        single, curve = train_network(fs, t, train_idx, val_idx,
+                                      train_config(seed=m * MEMBER_SEED_STRIDE, members=1, **small), progress=False)
+        assert [c["val_mae"] for c in curve] == [h["val_mae"] for h in history if h["member"] == m]
+        for a, b in zip(single.state_dict().values(), whole.members[m].state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+    raw = predict_raw(whole, fs, val_idx)
+    parts = [predict_raw(m, fs, val_idx) for m in whole.members]
+    assert np.allclose(raw["mean"], np.mean([p["mean"] for p in parts], 0), atol=1e-5)
+    assert not np.allclose(parts[0]["mean"], parts[1]["mean"])  # different seeds, different members
+    # one network at members=1, exactly as before ensembles
+    single, _ = train_members(fs, t, train_idx, val_idx, train_config(members=1, **small), progress=False)
+    assert not hasattr(single, "members")

@@ -59,7 +59,7 @@ def _project(tmp: Path, trained: dict) -> Path:
     (proj / "reports/metrics.json").write_text(json.dumps(headline(report)))
     (proj / "reports/train").mkdir()
     with (proj / "reports/train/history.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["epoch", "train_loss", "val_mae"])
+        w = csv.DictWriter(fh, fieldnames=["step", "member", "epoch", "train_loss", "val_mae"])
         w.writeheader()
         w.writerows(trained["history"])
     params = yaml.safe_load((REPO / "params.yaml").read_text())
