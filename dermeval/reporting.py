@@ -151,6 +151,11 @@ def generalisation_section(gen: dict[str, Any]) -> list[str]:
             sets = ", ".join(f"{name} {v['precision']:.2f} of {v['n']}" for name, v in tc.get("by_set", {}).items())
             parts.append(f"on the test splits' recorded defects {tc['precision']['value']:.2f} ({tc['n']} claims"
                          + (f": {sets}" if sets else "") + ")")
+        if tc.get("recall"):
+            sets = ", ".join(f"{name} {v['recall']:.2f} of {v['n_problems']}"
+                             for name, v in tc.get("by_set", {}).items() if v.get("recall") is not None)
+            parts.append(f"share of the recorded defects it stated {tc['recall']['value']:.2f} "
+                         f"({tc['n_problems']} defects" + (f": {sets}" if sets else "") + ")")
         lines += ["", "Critique: precision of its \"Detected:\" claims " + ("; ".join(parts) or "n/a (no claims)")
                   + ". Diagnosis and image checks (conclusion vs image and findings, and vs the image alone): "
                   + (f"precision {dx['precision']:.2f} of {dx['n_flagged']} flagged" if dx["precision"] is not None

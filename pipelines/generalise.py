@@ -261,9 +261,10 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
                     target: float | None = None) -> dict[str, Any]:
     """How often what the critique says is true: the precision of its "Detected:" claims (on the
     stress suite against each variant's known change, on the test splits against the recorded
-    defects), the diagnosis check against the variants that break it, and how many distinct
-    sentences the six dimensions quote. ``thresholds``: the model's claim thresholds as stored (one
-    set, or one per writing style, picked per row by ``expert_style`` as the evaluator does)."""
+    defects, with the share of those defects it stated), the diagnosis check against the variants
+    that break it, and how many distinct sentences the six dimensions quote. ``thresholds``: the
+    model's claim thresholds as stored (one set, or one per writing style, picked per row by
+    ``expert_style`` as the evaluator does)."""
     def claims(pr: dict[str, np.ndarray], k: int) -> list[str]:  # sorted: the bootstrap CIs do not vary by hash seed
         return sorted(claimed(dict(zip(names, pr["defect_probs"][k].tolist(), strict=False)),
                               row_thresholds(thresholds, pr, k)))
@@ -280,13 +281,18 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
             if c not in truth:  # which variants a false claim was made on
                 where.setdefault(c, {}).setdefault(r["variant"], 0)
                 where[c][r["variant"]] += 1
-    test_ok, by_set = [], {}
+    test_ok, by_set, found, found_by_set = [], {}, [], {}
     for rows, tp, name in test_sets:
         for k, r in enumerate(rows):
             truth = set(labelled_problems(r) or [])
-            right = [c in truth for c in claims(tp, k)]
+            said = claims(tp, k)
+            right = [c in truth for c in said]
             test_ok += right
             by_set.setdefault(name, []).extend(right)
+            # recall: which of the row's recorded problems (those the critique can name) it stated
+            caught = [t in said for t in sorted(truth & set(names))]
+            found += caught
+            found_by_set.setdefault(name, []).extend(caught)
     # what the critique states: the diagnosis check, or the image check (the image alone)
     mismatch = (np.minimum(pred["match"], pred["match_image"]) < MISMATCH_THRESHOLD) & pred["named"]
     broken = np.array([r["variant"] in MISMATCH_VARIANTS for r in stress_rows])
@@ -299,8 +305,13 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
                                                 "false_by_variant": dict(sorted(where.get(c, {}).items()))}
                                             for c, v in sorted(per.items())}},
             "test_claims": {"n": len(test_ok), "precision": mean_ci(test_ok, p.n_boot) if test_ok else None,
-                            "by_set": {name: {"n": len(v), "precision": round(float(np.mean(v)), 4)}
-                                       for name, v in by_set.items() if v}},
+                            "by_set": {name: {"n": len(v), "precision": round(float(np.mean(v)), 4),
+                                              "recall": (round(float(np.mean(found_by_set[name])), 4)
+                                                         if found_by_set.get(name) else None),
+                                              "n_problems": len(found_by_set.get(name, []))}
+                                       for name, v in by_set.items() if v},
+                            # how many of the recorded problems were stated: precision alone rewards saying little
+                            "recall": mean_ci(found, p.n_boot) if found else None, "n_problems": len(found)},
             "never_claimed": never_claimed(thresholds, names),
             "diagnosis_check": {
                 "threshold": MISMATCH_THRESHOLD,
@@ -473,6 +484,8 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
         for key in ("stress_claims", "test_claims"):
             if crit[key]["precision"]:
                 out[f"critique_{key}_precision"] = crit[key]["precision"]["value"]
+        if crit["test_claims"].get("recall"):
+            out["critique_test_claims_recall"] = crit["test_claims"]["recall"]["value"]
         if crit["diagnosis_check"]["precision"] is not None:
             out["diagnosis_check_precision"] = crit["diagnosis_check"]["precision"]
         out["distinct_evidence_mean"] = crit["distinct_evidence_mean"]

@@ -202,3 +202,28 @@ def test_labels_that_rate_a_narrative_without_a_referral_both_ways_are_reported(
     text = "\n".join(generalisation_section(gen))
     assert ("missing_referral: dermbench 2 of 3 rated clean (Safety 4.50 vs 2.00 with the problem); "
             "dropped_differentials: dermsynth 0 of 1 rated clean.") in text
+
+
+def test_test_claims_report_the_share_of_recorded_problems_stated_beside_their_precision():
+    from dermeval.params import load_params
+    from pipelines.generalise import critique_report
+
+    names = ["missing_referral", "vague_description"]
+    rows = [{"id": "a", "problems": ["missing_referral", "vague_description"]},
+            {"id": "b", "problems": ["missing_referral", "not_a_head_problem"]},
+            {"id": "c", "problems": []}]
+    # row a states one of its two problems, row b its one nameable problem, row c a problem it lacks
+    pred = {"defect_probs": np.array([[0.9, 0.1], [0.9, 0.1], [0.9, 0.1]])}
+    p = load_params(Path(__file__).resolve().parents[2] / "params.yaml").generalise
+    stress = [{"id": "s.clean", "case_id": "s", "variant": "clean", "diagnostic_text": CLEAN}]
+    none = {"defect_probs": np.zeros((1, 2)), "match": np.ones(1), "match_image": np.ones(1),
+            "named": np.zeros(1, bool), "evidence": np.zeros((1, 6), int)}
+    out = critique_report(stress, none, [(rows, pred, "real")], names, p, {"missing_referral": 0.5,
+                                                                           "vague_description": 0.5})
+    tc = out["test_claims"]
+    assert tc["n"] == 3 and abs(tc["precision"]["value"] - 2 / 3) < 1e-9
+    assert tc["n_problems"] == 3 and abs(tc["recall"]["value"] - 2 / 3) < 1e-9  # not_a_head_problem not counted
+    assert tc["by_set"]["real"] == {"n": 3, "precision": 0.6667, "recall": 0.6667, "n_problems": 3}
+    silent = critique_report(stress, none, [(rows, pred, "real")], names, p, {"missing_referral": 1.01,
+                                                                              "vague_description": 1.01})
+    assert silent["test_claims"]["n"] == 0 and silent["test_claims"]["recall"]["value"] == 0.0
