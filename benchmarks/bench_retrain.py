@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -101,7 +102,7 @@ def one_run(params: dict, data: dict, work: Path) -> dict:
 def summarise(runs: list[dict]) -> dict:
     """Per figure: mean, min, max and range over the seeds."""
     out = {}
-    for key in runs[0]:
+    for key in (k for k in runs[0] if k != "seed"):
         values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
         if len(values) == len(runs):
             out[key] = {"mean": round(sum(values) / len(values), 4), "min": round(min(values), 4),
@@ -127,7 +128,8 @@ def main() -> None:
     variants = [parse_variant(v) for v in args.variant]
     result = {"note": "simulated panel ratings throughout; each run = the pipeline's train, evaluate and "
                       "generalise stages on this checkout's features",
-              "seeds": args.seeds, "machine": {"python": platform.python_version(), "cpus": _cpus()},
+              "seeds": args.seeds,
+              "machine": {"python": platform.python_version(), "cpus": len(os.sched_getaffinity(0))},
               "variants": {}}
     if args.append and Path(args.out).is_file():
         earlier = json.loads(Path(args.out).read_text("utf-8"))
@@ -150,12 +152,6 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n", "utf-8")  # after each variant: nothing lost
     print(json.dumps({n: {k: v["mean"] for k, v in r["summary"].items() if "mae" in k or "stress" in k}
                       for n, r in result["variants"].items()}, indent=1))
-
-
-def _cpus() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0))
 
 
 if __name__ == "__main__":

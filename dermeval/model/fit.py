@@ -40,8 +40,8 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
                   cfg: TrainConfig, *, progress: bool = True,
                   known_names: Iterable[tuple[str, str]] = (), icd: bool = True,
                   ) -> tuple[Evaluator, list[dict[str, float]], dict[str, np.ndarray]]:
-    """Train on ``train`` (``cfg.members`` networks), stop early on ``val``, calibrate on ``calib``;
-    ``test`` is untouched.
+    """Train ``cfg.members`` networks on ``train`` (stopping early on ``val`` when
+    ``cfg.early_stopping``), calibrate on ``calib``; ``test`` is untouched.
 
     The review rules come from ``cfg`` too: ``review_threshold`` (null: the level only
     ``review_share`` of the calibration rows pass) and ``ood_quantile``.
