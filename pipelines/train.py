@@ -1,5 +1,5 @@
-"""Stage ``train``: fit DermEval (one network or an ensemble) on the train split, early-stop on val,
-calibrate on calib."""
+"""Stage ``train``: fit DermEval (one network or an ensemble) on the train split (early-stopping on
+val when ``train.early_stopping`` is set), calibrate on calib."""
 
 from __future__ import annotations
 

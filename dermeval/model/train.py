@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from dermeval.model.config import TrainConfig
 from dermeval.model.data import FeatureSet
-from dermeval.model.network import DermEvalEnsemble, DermEvalNet, NetConfig, build_network
+from dermeval.model.network import DermEvalEnsemble, DermEvalNet, NetConfig
 from dermeval.problems import CHANGES_DIAGNOSIS, CHANGES_IMAGE
 from dermeval.schema import DIMENSIONS
 
@@ -168,20 +168,20 @@ MEMBER_SEED_STRIDE = 1000  # member m trains from seed + 1000 m: member 0 is the
 def train_members(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig,
                   progress: bool = True) -> tuple[DermEvalNet | DermEvalEnsemble, list[dict[str, float]]]:
     """Train ``cfg.members`` networks (:func:`train_network`, member m from seed ``seed + 1000 m``) and
-    return them as one (:func:`dermeval.model.network.build_network`), with every member's curve:
-    each history row names its ``member`` and a running ``step`` across members."""
-    n_defects, n_categories = len(t.defect_names), len(t.categories)
-    whole = build_network(NetConfig.from_train(cfg, n_defects, n_categories))
-    history: list[dict[str, float]] = []
+    return them as one (a single network as it is, several as a :class:`DermEvalEnsemble`), with every
+    member's curve: each history row names its ``member`` and a running ``step`` across members."""
+    nets, history = [], []
     for m in range(cfg.members):
         desc = f"train {m + 1}/{cfg.members}" if cfg.members > 1 else "train"
         net, curve = train_network(fs, t, train_idx, val_idx, cfg.with_(seed=cfg.seed + MEMBER_SEED_STRIDE * m),
                                    progress=progress, desc=desc)
-        if cfg.members == 1:
-            whole = net
-        else:
-            whole.members[m].load_state_dict(net.state_dict())
+        nets.append(net)
         history += [{"member": m, "step": len(history) + k + 1, **h} for k, h in enumerate(curve)]
+    if cfg.members == 1:
+        return nets[0], history
+    whole = DermEvalEnsemble(NetConfig.from_train(cfg, len(t.defect_names), len(t.categories)))
+    for member, net in zip(whole.members, nets, strict=True):
+        member.load_state_dict(net.state_dict())
     return whole.eval(), history
 
 
