@@ -109,6 +109,7 @@ def generalisation_section(gen: dict[str, Any]) -> list[str]:
         lines += ["", f"Offline judge (reference-based, text only) on the same variants: overall "
                   f"{judge['overall']['accuracy']['value']:.2f}; " + ", ".join(
                       f"{k} {v['accuracy']['value']:.2f}" for k, v in sorted(judge.items()) if k != "overall") + "."]
+    lines += _mismatch_lines(gen["stress"].get("mismatch"))
     lines += ["", "| clean held-out references | " + " | ".join(TITLES[d] for d in DIMENSIONS)
               + " | overall | needs_review |", "|---" * (len(DIMENSIONS) + 3) + "|"]
     for who, c in gen["clean_references"].items():
@@ -190,6 +191,26 @@ def generalisation_section(gen: dict[str, Any]) -> list[str]:
         f"{k} {v['sentence_share']:.1%} ({v['narratives_all_seen']} of {v['narratives']} narratives entirely)"
         for k, v in overlap.items()) + ".", ""]
     return lines
+
+
+def _mismatch_lines(mm: dict[str, Any] | None) -> list[str]:
+    """Where the variants that break the diagnosis fall short: split by whether the check had already
+    flagged the case's clean reference, and which side of the check names the case's category."""
+    if not mm or not mm.get("variants"):
+        return []
+
+    def part(b: dict[str, Any]) -> str:
+        return f"{b['accuracy']:.2f} of {b['n']}" if b["n"] else "none"
+
+    text = "Where the wrong-conclusion and other-image variants fall short: " + "; ".join(
+        f"{v} {part(b['clean_fits'])} where the diagnosis check read the clean reference as fitting, "
+        f"{part(b['clean_already_flagged'])} where it had already flagged it" for v, b in mm["variants"].items())
+    c = mm.get("clean_references")
+    if c and c.get("conclusion_category_right") is not None:
+        text += (f". On the {c['n']} clean references with a conclusion, the conclusion names the case's own category "
+                 f"{c['conclusion_category_right']:.0%} of the time (the diagnosis vocabulary knows the name in "
+                 f"{c['conclusion_named_share']:.0%}), the image {c['image_category_right']:.0%}")
+    return ["", text + "."]
 
 
 def _lacking(source: str, b: dict[str, Any], dimension: str) -> str:

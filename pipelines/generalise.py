@@ -255,6 +255,42 @@ def never_claimed(thresholds: dict[str, Any] | None, names: list[str]) -> dict[s
             for style, t in threshold_sets(thresholds).items()}
 
 
+def mismatch_breakdown(rows: list[dict], pred: dict[str, np.ndarray], scores: np.ndarray, categories: list[str],
+                       p: GeneraliseParams) -> dict[str, Any]:
+    """Where the variants that break the diagnosis fall short: each one's directional accuracy split by
+    whether the check already fired on its case's clean reference (then a wrong conclusion or image
+    has no fit left to lose), and, on the clean references, which side of the check names the case's
+    own category: the conclusion (diagnosis vocabulary and text) or the image."""
+    fired = (np.minimum(pred["match"], pred["match_image"]) < MISMATCH_THRESHOLD) & pred["named"]
+    clean_at = {r["case_id"]: k for k, r in enumerate(rows) if r["variant"] == "clean"}
+    passed = {(v, case): ok for v, case, ok in stress_passes(rows, scores, st.VARIANTS, lower_by=p.lower_by,
+                                                               neutral_up=p.neutral_up, same_within=p.same_within)}
+    out: dict[str, Any] = {"variants": {}}
+    for v in MISMATCH_VARIANTS:
+        split: dict[str, list[bool]] = {"clean_fits": [], "clean_already_flagged": []}
+        for r in rows:
+            if r["variant"] == v and (v, r["case_id"]) in passed:
+                key = "clean_already_flagged" if fired[clean_at[r["case_id"]]] else "clean_fits"
+                split[key].append(passed[(v, r["case_id"])])
+        if any(split.values()):
+            out["variants"][v] = {k: {"n": len(x), "accuracy": round(float(np.mean(x)), 4) if x else None}
+                                  for k, x in split.items()}
+    clean = [k for k in clean_at.values() if pred["match"][k] > 0]  # references with a conclusion
+    if clean:
+        truth = np.array([categories.index(rows[k]["category"]) if rows[k].get("category") in categories else -1
+                          for k in clean])
+        known = truth >= 0
+
+        def right(key: str) -> float | None:  # the share of references whose side names the case's category
+            return round(float((pred[key][clean].argmax(1) == truth)[known].mean()), 4) if known.any() else None
+
+        out["clean_references"] = {
+            "n": len(clean), "flagged_share": round(float(fired[clean].mean()), 4),
+            "conclusion_named_share": round(float(pred["named"][clean].mean()), 4),
+            "conclusion_category_right": right("named_category"), "image_category_right": right("image_category")}
+    return out
+
+
 def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
                     test_sets: list[tuple[list[dict], dict[str, np.ndarray], str]], names: list[str],
                     p: GeneraliseParams, thresholds: dict[str, Any] | None = None,
@@ -399,6 +435,7 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, judge: str | Non
     report["stress"] = {"evaluator": stress_report(rows, scores, p), "n_cases": len(stress_cases),
                         "unlearnable": unlearnable_removals(records, splits)}
     report["clean_references"] = {"evaluator": clean_report(scores[clean], pred, clean)}
+    report["stress"]["mismatch"] = mismatch_breakdown(rows, pred, scores, scorer.evaluator.categories, p)
     test_sets = [(ds_rows, ds_pred, "dermsynth test split")] + (
         [(db_rows, db_pred, "real DermBench test split")] if real else [])
     report["out_of_depth"] = out_of_depth_report(test_sets + [(held_rows, held_pred, "held-out wording")],

@@ -227,3 +227,36 @@ def test_test_claims_report_the_share_of_recorded_problems_stated_beside_their_p
     silent = critique_report(stress, none, [(rows, pred, "real")], names, p, {"missing_referral": 1.01,
                                                                               "vague_description": 1.01})
     assert silent["test_claims"]["n"] == 0 and silent["test_claims"]["recall"]["value"] == 0.0
+
+
+def test_mismatch_variants_are_split_by_whether_the_check_already_flagged_the_clean_reference():
+    from dermeval.params import load_params
+    from dermeval.reporting import _mismatch_lines
+    from pipelines.generalise import mismatch_breakdown
+
+    cats = ["acne", "eczema", "warts"]
+    rows, match, scores = [], [], []
+    # case a: the check reads its reference as fitting, the wrong conclusion loses Accuracy (a pass);
+    # case b: the check had already flagged its reference (its conclusion names another category),
+    # so the wrong conclusion has nothing left to lose (a miss).
+    for case, clean_match, acc_drop in (("a", 0.9, 1.0), ("b", 0.1, 0.0)):
+        rows += [{"id": f"{case}.clean", "case_id": case, "variant": "clean", "category": "acne"},
+                 {"id": f"{case}.wrong_conclusion", "case_id": case, "variant": "wrong_conclusion",
+                  "category": "acne"}]
+        match += [clean_match, 0.05]
+        scores += [[4.5] * 6, [4.5 - acc_drop] + [4.5] * 5]
+    match = np.array(match)
+    onehot = np.eye(3)
+    pred = {"match": match, "match_image": np.ones(4), "named": np.ones(4, bool),
+            "named_category": onehot[[0, 1, 1, 1]], "image_category": onehot[[0, 0, 0, 0]]}
+    p = load_params(Path(__file__).resolve().parents[2] / "params.yaml").generalise
+    out = mismatch_breakdown(rows, pred, np.array(scores), cats, p)
+    wc = out["variants"]["wrong_conclusion"]
+    assert wc == {"clean_fits": {"n": 1, "accuracy": 1.0}, "clean_already_flagged": {"n": 1, "accuracy": 0.0}}
+    c = out["clean_references"]
+    assert c["n"] == 2 and c["flagged_share"] == 0.5
+    assert c["conclusion_category_right"] == 0.5 and c["image_category_right"] == 1.0
+    line = " ".join(_mismatch_lines(out))
+    assert "wrong_conclusion 1.00 of 1 where the diagnosis check read the clean reference as fitting" in line
+    assert "0.00 of 1 where it had already flagged it" in line and "the image 100%" in line
+    assert _mismatch_lines(None) == []
