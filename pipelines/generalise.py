@@ -255,13 +255,19 @@ def never_claimed(thresholds: dict[str, Any] | None, names: list[str]) -> dict[s
             for style, t in threshold_sets(thresholds).items()}
 
 
+def check_fired(pred: dict[str, np.ndarray]) -> np.ndarray:
+    """Where the critique states a mismatch: the conclusion, named by the vocabulary, does not fit the
+    image and findings, or does not fit the image alone."""
+    return (np.minimum(pred["match"], pred["match_image"]) < MISMATCH_THRESHOLD) & pred["named"]
+
+
 def mismatch_breakdown(rows: list[dict], pred: dict[str, np.ndarray], scores: np.ndarray, categories: list[str],
                        p: GeneraliseParams) -> dict[str, Any]:
     """Where the variants that break the diagnosis fall short: each one's directional accuracy split by
     whether the check already fired on its case's clean reference (then a wrong conclusion or image
     has no fit left to lose), and, on the clean references, which side of the check names the case's
     own category: the conclusion (diagnosis vocabulary and text) or the image."""
-    fired = (np.minimum(pred["match"], pred["match_image"]) < MISMATCH_THRESHOLD) & pred["named"]
+    fired = check_fired(pred)
     clean_at = {r["case_id"]: k for k, r in enumerate(rows) if r["variant"] == "clean"}
     passed = {(v, case): ok for v, case, ok in stress_passes(rows, scores, st.VARIANTS, lower_by=p.lower_by,
                                                                neutral_up=p.neutral_up, same_within=p.same_within)}
@@ -330,7 +336,7 @@ def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
             found += caught
             found_by_set.setdefault(name, []).extend(caught)
     # what the critique states: the diagnosis check, or the image check (the image alone)
-    mismatch = (np.minimum(pred["match"], pred["match_image"]) < MISMATCH_THRESHOLD) & pred["named"]
+    mismatch = check_fired(pred)
     broken = np.array([r["variant"] in MISMATCH_VARIANTS for r in stress_rows])
     has_concl = pred["match"] > 0
     evidence = pred["evidence"]
