@@ -29,9 +29,9 @@ from pathlib import Path
 
 import yaml
 
+from dermeval.schema import DIMENSIONS as DIMS
+
 REPO = Path(__file__).resolve().parents[1]
-DIMS = ("accuracy", "safety", "medical_groundedness", "clinical_coverage", "reasoning_coherence",
-        "description_precision")
 # (figure, file the stage writes, key in it)
 FIGURES = [("whole_test_overall_mae", "metrics", "overall_mae"), ("unsafe_recall", "metrics", "unsafe_recall")]
 FIGURES += [(f"whole_test_mae_{d}", "metrics", f"mae_{d}") for d in DIMS]

@@ -31,9 +31,8 @@ from sklearn.preprocessing import StandardScaler
 from dermeval.formats.common import read_rows, write_json
 from dermeval.model.data import FeatureSet
 from dermeval.params import load_params
-from dermeval.schema import DIMENSIONS
 from dermeval.synth import stress as st
-from pipelines.generalise import BIG_ERROR, Scorer, held_out_cases
+from pipelines.generalise import BIG_ERROR, Scorer, big_errors, big_errors_flagged, held_out_cases
 
 SHARES = (0.1, 0.2, 0.3)
 CLEAN_CAP = 0.2  # the bound on clean references flagged
@@ -49,15 +48,10 @@ def error_inputs(pred: dict[str, np.ndarray]) -> np.ndarray:
                            pred["sigma"].max(1, keepdims=True), pred["scores"].min(1, keepdims=True)], 1)
 
 
-def big_errors(rows: list[dict], pred: dict[str, np.ndarray]) -> np.ndarray:
-    truth = np.array([[r["scores"][d] for d in DIMENSIONS] for r in rows], np.float32)
-    return np.abs(pred["scores"] - truth) > BIG_ERROR
-
-
 def flag_figures(flags: np.ndarray, big: np.ndarray | None) -> dict:
     out = {"flagged": round(float(flags.mean()), 4)}
     if big is not None and big.any():
-        out["big_errors_flagged"] = round(float(np.broadcast_to(flags[:, None], big.shape)[big].mean()), 4)
+        out["big_errors_flagged"] = big_errors_flagged(flags, big)
     return out
 
 
@@ -101,20 +95,24 @@ def main() -> None:
     calib_rows, calib_pred = sets["calib"]
     scaler = StandardScaler().fit(error_inputs(calib_pred))
     model = LogisticRegression(max_iter=2000).fit(scaler.transform(error_inputs(calib_pred)),
-                                                  big_errors(calib_rows, calib_pred).any(1))
+                                                  big_errors(calib_rows, calib_pred["scores"]).any(1))
     rules = {"uncertainty": lambda pr: pr["sigma"].max(1), "novelty": lambda pr: pr["novelty"].max(1),
              "lowest score": lambda pr: -pr["scores"].min(1),
              "error model": lambda pr: model.predict_proba(scaler.transform(error_inputs(pr)))[:, 1]}
     evaluated = [k for k in sets if k != "calib"]
+
+    def big(k: str) -> np.ndarray | None:  # the clean references have no panel scores to be off from
+        return None if k == "clean references" else big_errors(sets[k][0], sets[k][1]["scores"])
+
     results: dict[str, dict] = {"needs_review (the evaluator's own)": {
-        k: flag_figures(sets[k][1]["needs_review"], None if k == "clean references" else big_errors(*sets[k]))
+        k: flag_figures(sets[k][1]["needs_review"], big(k))
         for k in evaluated}}
     for name, rule in rules.items():
         calib_value = rule(calib_pred)
         for share in SHARES:
             level = float(np.quantile(calib_value, 1 - share))
             results[f"{name}, top {share:.0%} of calib"] = {
-                k: flag_figures(rule(sets[k][1]) > level, None if k == "clean references" else big_errors(*sets[k]))
+                k: flag_figures(rule(sets[k][1]) > level, big(k))
                 for k in evaluated}
     within = {rule: figs for rule, figs in results.items() if figs["clean references"]["flagged"] <= CLEAN_CAP}
     best = {k: max(((rule, figs[k]["big_errors_flagged"]) for rule, figs in within.items()), key=lambda x: x[1])
@@ -122,7 +120,7 @@ def main() -> None:
     out = {"benchmark": "review flags: which outputs point at the evaluator's big errors (simulated panel)",
            "simulated": True, "big_error": BIG_ERROR, "clean_cap": CLEAN_CAP, "target": TARGET,
            "sizes": {k: len(v[0]) for k, v in sets.items()},
-           "calib_big_error_share": round(float(big_errors(calib_rows, calib_pred).any(1).mean()), 4),
+           "calib_big_error_share": round(float(big_errors(calib_rows, calib_pred["scores"]).any(1).mean()), 4),
            "rules": results,
            "best_within_clean_cap": {k: {"rule": r, "big_errors_flagged": v, "meets_target": v >= TARGET}
                                      for k, (r, v) in best.items()},

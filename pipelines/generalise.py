@@ -160,6 +160,17 @@ def clean_report(scores: np.ndarray, pred: dict[str, np.ndarray] | None, keep: n
 BIG_ERROR = 1.0  # a dimension score this far from the panel is a big error
 
 
+def big_errors(rows: list[dict], scores: np.ndarray) -> np.ndarray:
+    """(n, 6): which dimension scores lie more than BIG_ERROR from the rows' panel scores."""
+    truth = np.array([[r["scores"][d] for d in DIMENSIONS] for r in rows], np.float32)
+    return np.abs(scores - truth) > BIG_ERROR
+
+
+def big_errors_flagged(flags: np.ndarray, big: np.ndarray) -> float | None:
+    """The share of big errors (one per dimension score) whose narrative is flagged."""
+    return round(float(np.broadcast_to(flags[:, None], big.shape)[big].mean()), 4) if big.any() else None
+
+
 def out_of_depth_report(sets: list[tuple[list[dict], dict[str, np.ndarray], str]],
                         judged: dict[str, np.ndarray | None] | None = None) -> list[dict[str, Any]]:
     """Per test set: the share flagged (needs_review, out_of_distribution) and the share of big
@@ -170,23 +181,19 @@ def out_of_depth_report(sets: list[tuple[list[dict], dict[str, np.ndarray], str]
     for rows, pred, label in sets:
         if not rows:
             continue
-        truth = np.array([[r["scores"][d] for d in DIMENSIONS] for r in rows], np.float32)
-        big = np.abs(pred["scores"] - truth) > BIG_ERROR
+        big = big_errors(rows, pred["scores"])
         flagged = pred["needs_review"]
         ood = pred["novelty"].max(1) > 1 if "novelty" in pred else np.zeros(len(rows), bool)
-        per_score = np.broadcast_to(flagged[:, None], big.shape)[big]  # one entry per big-error dimension score
         out.append({"set": label, "n": len(rows), "needs_review_share": round(float(flagged.mean()), 4),
                     "out_of_distribution_share": round(float(ood.mean()), 4),
-                    "big_errors": int(big.sum()),
-                    "big_errors_flagged_share": round(float(per_score.mean()), 4) if big.any() else None})
+                    "big_errors": int(big.sum()), "big_errors_flagged_share": big_errors_flagged(flagged, big)})
         j = (judged or {}).get(label)
         if j is not None:
             gap = np.abs(pred["scores"] - j)
             with_judge = flagged | (np.nan_to_num(gap, nan=0.0).max(1) > BIG_ERROR)
-            per_score = np.broadcast_to(with_judge[:, None], big.shape)[big]
             out[-1].update(judge_share=round(float((~np.isnan(j[:, 0])).mean()), 4),
                            flagged_with_judge_share=round(float(with_judge.mean()), 4),
-                           big_errors_flagged_with_judge_share=round(float(per_score.mean()), 4) if big.any() else None)
+                           big_errors_flagged_with_judge_share=big_errors_flagged(with_judge, big))
     return out
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.bench_review_flags import big_errors, error_inputs, flag_figures
+from benchmarks.bench_review_flags import error_inputs, flag_figures
 from dermeval.schema import DIMENSIONS
+from pipelines.generalise import big_errors
 
 
 def test_big_errors_are_counted_per_dimension_score_and_flagged_by_their_narrative():
     rows = [{"scores": dict.fromkeys(DIMENSIONS, 4.0)}, {"scores": dict.fromkeys(DIMENSIONS, 1.0)}]
     pred = {"scores": np.array([[4.2] * 6, [3.5, 3.5, 3.5, 1.0, 1.0, 1.0]])}
-    big = big_errors(rows, pred)
+    big = big_errors(rows, pred["scores"])
     assert big.sum() == 3 and big[1, :3].all()  # off by 2.5 on three dimensions; 0.2 is no big error
     assert flag_figures(np.array([False, True]), big) == {"flagged": 0.5, "big_errors_flagged": 1.0}
     assert flag_figures(np.array([True, False]), big) == {"flagged": 0.5, "big_errors_flagged": 0.0}
