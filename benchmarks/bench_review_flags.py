@@ -76,7 +76,7 @@ def main() -> None:
     sets: dict[str, tuple[list[dict], dict[str, np.ndarray]]] = {}
     for split in ("calib", "test"):
         idx = np.array([i for i, rid in enumerate(fs.ids) if splits.get(rid) == split], np.int64)
-        rows, pred = scorer._aligned(fs, [by_id[fs.ids[i]] for i in idx], idx)
+        rows, pred = scorer.aligned(fs, [by_id[fs.ids[i]] for i in idx], idx, evidence=False)
         if split == "calib":
             sets["calib"] = (rows, pred)
             continue

@@ -103,13 +103,17 @@ class Scorer:
         fs, errors = featurize(rows, self.prepared, self.evaluator.featurizer, progress=True, source="generalise")
         for e in errors:
             print(f"generalise: {e}", file=sys.stderr)
-        return self._aligned(fs, rows, np.arange(len(fs)))
+        return self.aligned(fs, rows, np.arange(len(fs)))
 
-    def _aligned(self, fs: FeatureSet, rows: list[dict], idx: np.ndarray) -> tuple[list[dict], dict[str, np.ndarray]]:
-        pred = self.evaluator.predict(fs, idx, with_attention=True)
+    def aligned(self, fs: FeatureSet, rows: list[dict], idx: np.ndarray, *, evidence: bool = True
+                ) -> tuple[list[dict], dict[str, np.ndarray]]:
+        """The evaluator's outputs on rows ``idx`` of ``fs`` (``rows``: their records), aligned with the
+        rows that were featurised; ``evidence=False`` skips the attention the critique quotes from."""
+        pred = self.evaluator.predict(fs, idx, with_attention=evidence)
         pred["needs_review"] = self.evaluator.review_flags(pred)
-        # The sentence each dimension's critique quotes first ("Driven most by").
-        pred["evidence"] = np.array([[q[0] if q else -1 for q in evidence_order(a)] for a in pred.pop("attention")])
+        if evidence:  # the sentence each dimension's critique quotes first ("Driven most by")
+            pred["evidence"] = np.array([[q[0] if q else -1 for q in evidence_order(a)]
+                                         for a in pred.pop("attention")])
         kept = {fs.ids[i]: k for k, i in enumerate(idx)}
         rows = [r for r in rows if r["id"] in kept]
         order = [kept[r["id"]] for r in rows]
@@ -123,11 +127,18 @@ class Scorer:
         return np.array([[s[d] for d in DIMENSIONS] for s, _ in out])
 
 
-def stress_report(rows: list[dict], scores: np.ndarray, p: GeneraliseParams) -> dict[str, Any]:
-    """Directional accuracy per variant (with CIs) and the mean score change per dimension."""
+def passes_of(rows: list[dict], scores: np.ndarray, p: GeneraliseParams) -> list[tuple[str, str, bool]]:
+    """Every stress row's ``(variant, case_id, passed)`` under the report's bounds."""
+    return stress_passes(rows, scores, st.VARIANTS, lower_by=p.lower_by, neutral_up=p.neutral_up,
+                         same_within=p.same_within)
+
+
+def stress_report(rows: list[dict], scores: np.ndarray, p: GeneraliseParams,
+                  passes: list[tuple[str, str, bool]] | None = None) -> dict[str, Any]:
+    """Directional accuracy per variant (with CIs) and the mean score change per dimension
+    (``passes``: :func:`passes_of` when already computed)."""
     by_id = {r["id"]: k for k, r in enumerate(rows)}
-    passes = stress_passes(rows, scores, st.VARIANTS, lower_by=p.lower_by, neutral_up=p.neutral_up,
-                           same_within=p.same_within)
+    passes = passes_of(rows, scores, p) if passes is None else passes
     out: dict[str, Any] = {}
     for v in st.VARIANTS:
         pairs = [(by_id[r["id"]], by_id[f"{r['case_id']}.clean"]) for r in rows
@@ -269,15 +280,14 @@ def check_fired(pred: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def mismatch_breakdown(rows: list[dict], pred: dict[str, np.ndarray], scores: np.ndarray, categories: list[str],
-                       p: GeneraliseParams) -> dict[str, Any]:
+                       p: GeneraliseParams, passes: list[tuple[str, str, bool]] | None = None) -> dict[str, Any]:
     """Where the variants that break the diagnosis fall short: each one's directional accuracy split by
     whether the check already fired on its case's clean reference (then a wrong conclusion or image
     has no fit left to lose), and, on the clean references, which side of the check names the case's
     own category: the conclusion (diagnosis vocabulary and text) or the image."""
     fired = check_fired(pred)
     clean_at = {r["case_id"]: k for k, r in enumerate(rows) if r["variant"] == "clean"}
-    passed = {(v, case): ok for v, case, ok in stress_passes(rows, scores, st.VARIANTS, lower_by=p.lower_by,
-                                                               neutral_up=p.neutral_up, same_within=p.same_within)}
+    passed = {(v, case): ok for v, case, ok in (passes_of(rows, scores, p) if passes is None else passes)}
     out: dict[str, Any] = {"variants": {}}
     for v in MISMATCH_VARIANTS:
         split: dict[str, list[bool]] = {"clean_fits": [], "clean_already_flagged": []}
@@ -379,7 +389,7 @@ def _stored_predictions(records: list[dict], splits: dict[str, str], features: s
     fs = FeatureSet.load(features)
     by_id = {r["id"]: r for r in records}
     idx = np.array([i for i, rid in enumerate(fs.ids) if splits.get(rid) == "test"], np.int64)
-    rows, pred = scorer._aligned(fs, [by_id[fs.ids[i]] for i in idx], idx)
+    rows, pred = scorer.aligned(fs, [by_id[fs.ids[i]] for i in idx], idx)
     sources = np.array([r.get("source", "dermsynth") for r in rows])
     return {s: ([r for r, keep in zip(rows, sources == s, strict=True) if keep],
                 {k: v[sources == s] for k, v in pred.items()}) for s in sorted(set(sources))}
@@ -445,10 +455,11 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, judge: str | Non
     rows, pred = scorer.dermeval(rows)
     scores = pred["scores"]
     clean = np.array([r["variant"] == "clean" for r in rows])
-    report["stress"] = {"evaluator": stress_report(rows, scores, p), "n_cases": len(stress_cases),
+    passes = passes_of(rows, scores, p)
+    report["stress"] = {"evaluator": stress_report(rows, scores, p, passes), "n_cases": len(stress_cases),
                         "unlearnable": unlearnable_removals(records, splits)}
     report["clean_references"] = {"evaluator": clean_report(scores[clean], pred, clean)}
-    report["stress"]["mismatch"] = mismatch_breakdown(rows, pred, scores, scorer.evaluator.categories, p)
+    report["stress"]["mismatch"] = mismatch_breakdown(rows, pred, scores, scorer.evaluator.categories, p, passes)
     test_sets = [(ds_rows, ds_pred, "dermsynth test split")] + (
         [(db_rows, db_pred, "real DermBench test split")] if real else [])
     report["out_of_depth"] = out_of_depth_report(test_sets + [(held_rows, held_pred, "held-out wording")],

@@ -11,6 +11,7 @@ the critique reports them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -178,10 +179,14 @@ class DermEvalEnsemble(nn.Module):
     log-probabilities.
     """
 
-    def __init__(self, cfg: NetConfig) -> None:
+    def __init__(self, cfg: NetConfig, members: Sequence[DermEvalNet] | None = None) -> None:
+        """Fresh members (to load saved weights into), or ``members`` already trained, as they are."""
         super().__init__()
         self.cfg = cfg
-        self.members = nn.ModuleList([DermEvalNet(cfg) for _ in range(cfg.members)])
+        if members is not None and len(members) != cfg.members:
+            raise ValueError(f"an ensemble of {cfg.members} members was given {len(members)} networks")
+        self.members = nn.ModuleList(list(members) if members is not None
+                                     else [DermEvalNet(cfg) for _ in range(cfg.members)])
 
     def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         return combine_members([m(**inputs) for m in self.members])

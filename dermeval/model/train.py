@@ -179,10 +179,7 @@ def train_members(fs: FeatureSet, t: Targets, train_idx: np.ndarray, val_idx: np
         history += [{"member": m, "step": len(history) + k + 1, **h} for k, h in enumerate(curve)]
     if cfg.members == 1:
         return nets[0], history
-    whole = DermEvalEnsemble(NetConfig.from_train(cfg, len(t.defect_names), len(t.categories)))
-    for member, net in zip(whole.members, nets, strict=True):
-        member.load_state_dict(net.state_dict())
-    return whole.eval(), history
+    return DermEvalEnsemble(NetConfig.from_train(cfg, len(t.defect_names), len(t.categories)), nets).eval(), history
 
 
 def length_batches(fs: FeatureSet, order: np.ndarray, batch_size: int, rng: np.random.Generator,

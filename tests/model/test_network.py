@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from dermeval.model.network import DermEvalEnsemble, DermEvalNet, NetConfig, build_network
@@ -111,3 +112,13 @@ def test_a_config_saved_before_ensembles_builds_one_network():
     saved = NetConfig.from_train(train_config(), n_defects=5, n_categories=4).to_dict()
     saved.pop("members")
     assert isinstance(build_network(NetConfig.from_saved(saved)), DermEvalNet)
+
+
+def test_an_ensemble_wraps_trained_networks_as_they_are_and_refuses_a_wrong_count():
+    cfg = NetConfig.from_train(train_config(members=2), n_defects=5, n_categories=4)
+    torch.manual_seed(1)
+    nets = [DermEvalNet(cfg), DermEvalNet(cfg)]
+    ens = DermEvalEnsemble(cfg, nets)
+    assert all(a is b for a, b in zip(ens.members, nets, strict=True))  # no copies: the trained weights themselves
+    with pytest.raises(ValueError, match="2 members was given 1"):
+        DermEvalEnsemble(cfg, nets[:1])
