@@ -110,6 +110,7 @@ def generalisation_section(gen: dict[str, Any]) -> list[str]:
                   f"{judge['overall']['accuracy']['value']:.2f}; " + ", ".join(
                       f"{k} {v['accuracy']['value']:.2f}" for k, v in sorted(judge.items()) if k != "overall") + "."]
     lines += _mismatch_lines(gen["stress"].get("mismatch"))
+    lines += _removal_lines(gen["stress"].get("removal"))
     lines += ["", "| clean held-out references | " + " | ".join(TITLES[d] for d in DIMENSIONS)
               + " | overall | needs_review |", "|---" * (len(DIMENSIONS) + 3) + "|"]
     for who, c in gen["clean_references"].items():
@@ -211,6 +212,14 @@ def _mismatch_lines(mm: dict[str, Any] | None) -> list[str]:
                  f"{c['conclusion_category_right']:.0%} of the time (the diagnosis vocabulary knows the name in "
                  f"{c['conclusion_named_share']:.0%}), the image {c['image_category_right']:.0%}")
     return ["", text + "."]
+
+
+def _removal_lines(rm: dict[str, Any] | None) -> list[str]:
+    """A removal variant's accuracy by how much of the reference the removal took."""
+    if not rm or not rm.get("bins"):
+        return []
+    return ["", f"The {rm['variant']} variant by the share of the reference's sentences it removed: " + "; ".join(
+        f"{k}: {b['accuracy']:.2f} of {b['n']}" for k, b in rm["bins"].items()) + "."]
 
 
 def _lacking(source: str, b: dict[str, Any], dimension: str) -> str:

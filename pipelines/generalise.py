@@ -314,6 +314,29 @@ def mismatch_breakdown(rows: list[dict], pred: dict[str, np.ndarray], scores: np
     return out
 
 
+REMOVAL_BINS = (0.2, 0.35)  # shares of a reference's sentences a removal took: under a fifth, to a third, more
+
+
+def removal_breakdown(rows: list[dict], passes: list[tuple[str, str, bool]],
+                      variant: str = "dropped_differentials") -> dict[str, Any]:
+    """``variant``'s directional accuracy split by the share of its clean reference's sentences the removal
+    took: a removal that takes one sentence of a long discussion leaves most of it in place, and an
+    evaluator that sees no reference is then right to keep the score."""
+    text = {r["id"]: r["diagnostic_text"] for r in rows}
+    passed = {case: ok for v, case, ok in passes if v == variant}
+    bins: dict[str, list[bool]] = {}
+    labels = [f"under {REMOVAL_BINS[0]:.0%}"] + [f"{lo:.0%} to {hi:.0%}" for lo, hi in
+                                                  zip(REMOVAL_BINS, REMOVAL_BINS[1:], strict=False)]
+    labels.append(f"{REMOVAL_BINS[-1]:.0%} or more")
+    for case, ok in passed.items():
+        before = [u for u in tx.sentences(text[f"{case}.clean"]) if not tx.is_marker(u)]
+        after = [u for u in tx.sentences(text[f"{case}.{variant}"]) if not tx.is_marker(u)]
+        share = 1 - len(after) / max(len(before), 1)
+        bins.setdefault(labels[int(np.searchsorted(REMOVAL_BINS, share, side="right"))], []).append(ok)
+    return {"variant": variant, "bins": {k: {"n": len(bins[k]), "accuracy": round(float(np.mean(bins[k])), 4)}
+                                         for k in labels if k in bins}}
+
+
 def critique_report(stress_rows: list[dict], pred: dict[str, np.ndarray],
                     test_sets: list[tuple[list[dict], dict[str, np.ndarray], str]], names: list[str],
                     p: GeneraliseParams, thresholds: dict[str, Any] | None = None,
@@ -460,6 +483,7 @@ def build_report(args: argparse.Namespace, p: GeneraliseParams, judge: str | Non
                         "unlearnable": unlearnable_removals(records, splits)}
     report["clean_references"] = {"evaluator": clean_report(scores[clean], pred, clean)}
     report["stress"]["mismatch"] = mismatch_breakdown(rows, pred, scores, scorer.evaluator.categories, p, passes)
+    report["stress"]["removal"] = removal_breakdown(rows, passes)
     test_sets = [(ds_rows, ds_pred, "dermsynth test split")] + (
         [(db_rows, db_pred, "real DermBench test split")] if real else [])
     report["out_of_depth"] = out_of_depth_report(test_sets + [(held_rows, held_pred, "held-out wording")],

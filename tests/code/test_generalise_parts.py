@@ -260,3 +260,20 @@ def test_mismatch_variants_are_split_by_whether_the_check_already_flagged_the_cl
     assert "wrong_conclusion 1.00 of 1 where the diagnosis check read the clean reference as fitting" in line
     assert "0.00 of 1 where it had already flagged it" in line and "the image 100%" in line
     assert _mismatch_lines(None) == []
+
+
+def test_a_removal_variant_is_split_by_how_much_of_the_reference_it_took():
+    from dermeval.reporting import _removal_lines
+    from pipelines.generalise import removal_breakdown
+
+    ten = " ".join(f"Finding number {k} is noted." for k in range(10))
+    rows = [{"id": "a.clean", "diagnostic_text": ten},  # one sentence of ten removed: a miss
+            {"id": "a.dropped_differentials", "diagnostic_text": ten.rsplit(" Finding", 1)[0]},
+            {"id": "b.clean", "diagnostic_text": ten},  # half removed: a pass
+            {"id": "b.dropped_differentials", "diagnostic_text": " ".join(ten.split(". ")[:5]) + "."}]
+    passes = [("dropped_differentials", "a", False), ("dropped_differentials", "b", True), ("padding", "a", True)]
+    out = removal_breakdown(rows, passes)
+    assert out["bins"] == {"under 20%": {"n": 1, "accuracy": 0.0}, "35% or more": {"n": 1, "accuracy": 1.0}}
+    line = " ".join(_removal_lines(out))
+    assert "under 20%: 0.00 of 1; 35% or more: 1.00 of 1" in line
+    assert _removal_lines(None) == []

@@ -85,6 +85,21 @@ def test_operators_edit_the_text_as_documented():
     assert len(text.split()) < 0.65 * len(ref.split()) and 0 < applied[0].strength <= 1
 
 
+def test_removed_differentials_take_the_alternatives_weighed_without_a_cue_word():
+    # Written for this test: an alternative is weighed ("could", "but") with no cue word such as
+    # "differential" or "less likely"; findings, the conclusion and the advice stay.
+    text = ("Several violet, flat-topped papules sit on the inner wrists. Fine white lines cross their surface. "
+            "Granuloma annulare could give ring-shaped papules but lacks the fine white lines. "
+            "Scabies may itch at the wrists, though burrows are not seen. "
+            "The overall picture is most consistent with **lichen planus**. "
+            "A potent topical steroid could help, but review by a dermatologist is advised if it spreads.")
+    ctx = replace(_case("melanoma")[1], diagnosis="lichen planus")
+    out, applied = apply_defects(text, ctx, ["dropped_differentials"], np.random.default_rng(0), family="removed")
+    assert applied and "Granuloma annulare" not in out and "Scabies" not in out
+    for kept in ("violet, flat-topped papules", "Fine white lines", "**lichen planus**", "topical steroid"):
+        assert kept in out
+
+
 def test_operators_work_on_dermbench_references(dermbench_root: Path):
     """No project template is needed: operators find conclusions, differentials and advice in expert text."""
     release = load_dermbench(dermbench_root).records
