@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import sys
+from itertools import pairwise
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -325,9 +326,8 @@ def removal_breakdown(rows: list[dict], passes: list[tuple[str, str, bool]],
     text = {r["id"]: r["diagnostic_text"] for r in rows}
     passed = {case: ok for v, case, ok in passes if v == variant}
     bins: dict[str, list[bool]] = {}
-    labels = [f"under {REMOVAL_BINS[0]:.0%}"] + [f"{lo:.0%} to {hi:.0%}" for lo, hi in
-                                                  zip(REMOVAL_BINS, REMOVAL_BINS[1:], strict=False)]
-    labels.append(f"{REMOVAL_BINS[-1]:.0%} or more")
+    labels = [f"under {REMOVAL_BINS[0]:.0%}", *(f"{lo:.0%} to {hi:.0%}" for lo, hi in pairwise(REMOVAL_BINS)),
+              f"{REMOVAL_BINS[-1]:.0%} or more"]
     for case, ok in passed.items():
         before = [u for u in tx.sentences(text[f"{case}.clean"]) if not tx.is_marker(u)]
         after = [u for u in tx.sentences(text[f"{case}.{variant}"]) if not tx.is_marker(u)]
