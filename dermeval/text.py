@@ -17,13 +17,18 @@ CONCLUSION = re.compile(
     r"\b(conclu\w*|most (likely|consistent|probable)|consistent with|final diagnosis|diagnosis is|"
     r"the answer is|in summary|best explained by|likely represents|impression|appears (to be|you have)|"
     r"suggestive of|points? (most )?(strongly )?to)\b", re.I)
+ADVICE = re.compile(
+    r"\b(recommend\w*|advis\w*|consult\w*|refer\w*|seek\w*|follow[- ]?up|treatment|treated|"
+    r"manag\w+|biopsy|should be (seen|evaluated|assessed)|see a (doctor|dermatologist|physician|clinician))\b", re.I)
+REFERRAL = re.compile(
+    r"\b(refer\w*|dermatolog\w+|specialist|biopsy|urgent\w*|emergency|seek (medical|immediate|prompt)|"
+    r"doctor|physician|clinician|GP|consult\w*)\b", re.I)
 # A sentence that weighs another diagnosis without a cue word: it opens on the condition itself (not on
 # "The", "This", a connective or a pronoun), hedges ("could", "would", "typically", ...) and sets the
 # condition against the case ("but", "rather than", "lacks", "not", ...): "Impetigo can crust, but is
-# honey-coloured". Advice and referral sentences are not differentials, however they are worded.
+# honey-coloured". Advice, referral and care sentences are not differentials, however they are worded.
 _WEIGHED = (
-    r"^(?:<think>\s*)?(?!(?s:.*)\b(?:recommend\w*|advis\w*|consult\w*|refer\w*|seek\w*|biopsy|treatment|treated|"
-    r"manag\w+|dermatolog\w+|specialist|doctor|physician|care)\b)"
+    r"^(?:<think>\s*)?(?!(?s:.*)(?:" + ADVICE.pattern + "|" + REFERRAL.pattern + r"|\bcare\b))"
     r"(?!(?:the|this|these|that|those|its?|there|such|both|all|some|any|each|in|on|at|with|given|based|overall|"
     r"first|next|then|finally|additionally|however|therefore|thus|together|because|although|while|if|when|as|"
     r"i|we|you|your|my|they|he|she)\b)"
@@ -34,12 +39,6 @@ DIFFERENTIAL = re.compile(
     r"\b(differential\w*|alternatives?|rule out|ruled out|versus|less likely|other possibilit\w+|"
     r"could also|may also represent|also consider|should be considered|possibilities)\b|^\s*(\d+\.|[-•])\s|"
     + _WEIGHED, re.I)
-ADVICE = re.compile(
-    r"\b(recommend\w*|advis\w*|consult\w*|refer\w*|seek\w*|follow[- ]?up|treatment|treated|"
-    r"manag\w+|biopsy|should be (seen|evaluated|assessed)|see a (doctor|dermatologist|physician|clinician))\b", re.I)
-REFERRAL = re.compile(
-    r"\b(refer\w*|dermatolog\w+|specialist|biopsy|urgent\w*|emergency|seek (medical|immediate|prompt)|"
-    r"doctor|physician|clinician|GP|consult\w*)\b", re.I)
 
 
 _MARKUP = re.compile(r"\*\*|__|\s+")

@@ -21,11 +21,10 @@ def champion_comparer(records: Path, features: Path, splits: Path, challenger: P
     """
     from dermeval.evaluation import paired_comparison, paired_difference
     from dermeval.formats.common import RowError, iter_jsonl, read_rows
-    from dermeval.generalisation import stress_passes
     from dermeval.model.data import FeatureSet, featurize
     from dermeval.model.evaluator import load_evaluator
     from dermeval.schema import DIMENSIONS
-    from dermeval.synth.stress import VARIANTS
+    from pipelines.generalise import passes_of
 
     cache: dict[str, Any] = {}
     b, g = params.gate.paired, params.generalise
@@ -75,9 +74,8 @@ def champion_comparer(records: Path, features: Path, splits: Path, challenger: P
                     n_boot=b.n_boot, slice_kinds=())}
             stress = ~held
             srows = [r for r, s in zip(rows, stress, strict=True) if s]
-            kw = {"lower_by": g.lower_by, "neutral_up": g.neutral_up, "same_within": g.same_within}
-            ours = stress_passes(srows, mine[stress], VARIANTS, **kw)
-            other = stress_passes(srows, theirs[stress], VARIANTS, **kw)
+            ours = passes_of(srows, mine[stress], g)
+            other = passes_of(srows, theirs[stress], g)
             if ours:
                 diff = np.array([a[2] for a in ours], float) - np.array([t[2] for t in other], float)
                 fig = paired_difference(diff, [a[1] for a in ours], n_boot=b.n_boot)
