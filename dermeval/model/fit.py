@@ -50,18 +50,8 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
     (e.g. a catalogue's names and aliases) beside ICD-10-CM (``icd``) and the names the training
     split's correct conclusions set in bold.
     """
-    idx = split_indices(fs, splits)
-    for name in ("train", "val", "calib"):
-        if len(idx[name]) == 0:
-            raise ValueError(f"the {name} split is empty; use more data or other split fractions")
-    rows = [rows_by_id[i] for i in fs.ids]
-    categories = sorted({str(r["category"]) for r in rows if r.get("category")})
-    targets = Targets.from_rows(rows, list(PROBLEM_NAMES), categories)
-    vocab = None
-    if cfg.vocab_category:
-        vocab = DiagnosisVocabulary.build(categories=categories, icd=icd, catalogue=known_names,
-                                          learned=learned_names(rows, idx["train"], targets))
-        fs.attach_vocabulary(vocab, categories)
+    rows, idx, targets, vocab = training_inputs(fs, rows_by_id, splits, cfg, known_names=known_names, icd=icd)
+    categories = targets.categories
     net, history = train_members(fs, targets, idx["train"], idx["val"], cfg, progress=progress)
     calib_raw = predict_raw(net, fs, idx["calib"])
     sources = np.array([str(r.get("source", "")) for r in rows])
@@ -88,6 +78,26 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
             "review_threshold": review_threshold, "claim_thresholds": thresholds, "train": cfg.model_dump(),
             "split_sizes": {k: int(len(v)) for k, v in idx.items()}, "encoders": identities()}
     return Evaluator(net, meta, vocabulary=vocab, novelty=novelty), history, idx
+
+
+def training_inputs(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits: dict[str, str],
+                    cfg: TrainConfig, *, known_names: Iterable[tuple[str, str]] = (), icd: bool = True,
+                    ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], Targets, DiagnosisVocabulary | None]:
+    """What training reads, in the feature set's order: the rows, the split positions, the targets,
+    and (``cfg.vocab_category``) the diagnosis vocabulary, attached to ``fs``."""
+    idx = split_indices(fs, splits)
+    for name in ("train", "val", "calib"):
+        if len(idx[name]) == 0:
+            raise ValueError(f"the {name} split is empty; use more data or other split fractions")
+    rows = [rows_by_id[i] for i in fs.ids]
+    categories = sorted({str(r["category"]) for r in rows if r.get("category")})
+    targets = Targets.from_rows(rows, list(PROBLEM_NAMES), categories)
+    vocab = None
+    if cfg.vocab_category:
+        vocab = DiagnosisVocabulary.build(categories=categories, icd=icd, catalogue=known_names,
+                                          learned=learned_names(rows, idx["train"], targets))
+        fs.attach_vocabulary(vocab, categories)
+    return rows, idx, targets, vocab
 
 
 def learned_names(rows: list[dict[str, Any]], train_idx: np.ndarray, targets: Targets) -> list[tuple[str, str]]:
