@@ -1,4 +1,9 @@
-"""Training: a loop you can read top to bottom, then isotonic calibration on a held-out split."""
+"""Training: a loop you can read top to bottom, then isotonic calibration on a held-out split.
+
+Longer than 300 lines: one network's loop and the ensemble's side-by-side loop share the loss, the
+batching and the early stopping, and a member of the one must train as the other would train it
+alone (``tests/model/test_training_loop.py``); apart, each would import the other's internals.
+"""
 
 from __future__ import annotations
 
