@@ -29,7 +29,7 @@ test: install
 	pytest $(PYTEST_ARGS)
 
 test-all: install
-	pytest -m "slow or not slow" $(PYTEST_ARGS)
+	pytest -m "heavy or not heavy" $(PYTEST_ARGS)
 
 lint: install
 	ruff check . && ruff format --check .

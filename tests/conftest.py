@@ -46,6 +46,23 @@ def dermbench_root() -> Path:
     return root
 
 
+# The release, loaded and its name pool built once per session (frozen records, so safe to share):
+# about 3.5 s each, and a dozen tests read them.
+@pytest.fixture(scope="session")
+def dermbench_records(dermbench_root: Path) -> tuple:
+    from dermeval.formats.dermbench import load_dermbench
+
+    return tuple(load_dermbench(dermbench_root).records)
+
+
+@pytest.fixture(scope="session")
+def dermbench_pool(dermbench_records: tuple) -> dict[str, tuple[str, ...]]:
+    """Per category, the diagnoses the experts' conclusions name (:func:`~dermeval.synth.realtext.name_pool`)."""
+    from dermeval.synth.realtext import name_pool
+
+    return {k: tuple(v) for k, v in name_pool(list(dermbench_records)).items()}
+
+
 # A 400-case world with its encoder features cached, shared by the model and judge tests.
 @pytest.fixture(scope="session")
 def train_world(tmp_path_factory):

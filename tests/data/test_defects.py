@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dermeval.formats import load_dermbench
 from dermeval.schema import DIMENSIONS
 from dermeval.synth import panel as pn
 from dermeval.synth.catalogue import default_catalogue
@@ -100,10 +99,9 @@ def test_removed_differentials_take_the_alternatives_weighed_without_a_cue_word(
         assert kept in out
 
 
-def test_operators_work_on_dermbench_references(dermbench_root: Path):
+def test_operators_work_on_dermbench_references(dermbench_records, dermbench_pool):
     """No project template is needed: operators find conclusions, differentials and advice in expert text."""
-    release = load_dermbench(dermbench_root).records
-    cases, pool = release[::80], name_pool(release)
+    cases, pool = dermbench_records[::80], dermbench_pool
     fitted = {op: 0 for op in OPERATORS}
     for i, case in enumerate(cases):
         ctx = case_context(case, pool, np.random.default_rng(i))

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 
 from dermeval import text as tx
-from dermeval.formats import load_dermbench
 from dermeval.generalisation import directional_pass, sentence_overlap
 from dermeval.synth import wording as wd
 from dermeval.synth.catalogue import default_catalogue
 from dermeval.synth.defects import OPERATORS, apply_defects
 from dermeval.synth.narrative import reference_narrative
-from dermeval.synth.realtext import case_context, name_pool
+from dermeval.synth.realtext import case_context
 from dermeval.synth.stress import layout_rewrite
 from dermeval.synth.world import context_for
 
@@ -32,17 +31,16 @@ def _layout(text: str) -> tuple:
             text.startswith(" "), text.endswith("\n"))
 
 
-def test_pieces_round_trip_every_dermbench_reference(dermbench_root: Path):
-    for case in load_dermbench(dermbench_root).records:
+def test_pieces_round_trip_every_dermbench_reference(dermbench_records):
+    for case in dermbench_records:
         lead, parts = tx.pieces(case.reference_text)
         assert tx.render(lead, parts) == case.reference_text
         assert tx.texts(parts) == tx.sentences(case.reference_text)
 
 
 @pytest.mark.parametrize("op", sorted(set(OPERATORS) - WHOLE_TEXT - NO_TEXT))
-def test_operators_keep_the_layout_of_expert_text(op, dermbench_root: Path):
-    release = load_dermbench(dermbench_root).records
-    pool = name_pool(release)
+def test_operators_keep_the_layout_of_expert_text(op, dermbench_records, dermbench_pool):
+    release, pool = dermbench_records, dermbench_pool
     changed = 0
     for i, case in enumerate(release[::100]):
         ctx = case_context(case, pool, np.random.default_rng(i))
@@ -59,9 +57,8 @@ def test_operators_keep_the_layout_of_expert_text(op, dermbench_root: Path):
     assert changed >= 5
 
 
-def test_wrong_diagnosis_on_expert_text_uses_expert_names(dermbench_root: Path):
-    release = load_dermbench(dermbench_root).records
-    pool = name_pool(release)
+def test_wrong_diagnosis_on_expert_text_uses_expert_names(dermbench_records, dermbench_pool):
+    release, pool = dermbench_records, dermbench_pool
     catalogue_names = {c.name.lower() for c in default_catalogue().conditions}
     expert_names = {n for names in pool.values() for n in names}
     for i, case in enumerate(release[::200]):

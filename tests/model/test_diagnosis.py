@@ -85,11 +85,10 @@ def test_critique_says_when_the_image_alone_does_not_fit():
     assert "check:" not in critique_text(fits, 2.0) and fits["diagnosis_check"]["fits"]
 
 
-def test_the_vocabulary_maps_held_out_dermbench_conclusions(dermbench_root):
-    from dermeval.formats.dermbench import load_dermbench
+def test_the_vocabulary_maps_held_out_dermbench_conclusions(dermbench_records):
     from dermeval.synth.realtext import conclusion_name
 
-    pairs = [(conclusion_name(c), c.category) for c in load_dermbench(dermbench_root).records]
+    pairs = [(conclusion_name(c), c.category) for c in dermbench_records]
     with_learning = held_out_coverage(pairs, folds=5)
     coded_only = held_out_coverage(pairs, folds=5, learn=False)
     # Measured 0.74 (target 0.90; the release files one name under several categories, see the
@@ -112,15 +111,13 @@ def test_saved_evaluator_carries_vocabulary_and_novelty(trained, tmp_path):
         load_evaluator(broken)
 
 
-def test_a_dermsynth_evaluator_flags_real_expert_text_as_out_of_distribution(trained, dermbench_root):
-    from dermeval.formats.dermbench import load_dermbench
-
+def test_a_dermsynth_evaluator_flags_real_expert_text_as_out_of_distribution(trained, dermbench_records):
     ev = trained["evaluator"]
     rows = trained["rows"]
     test = [r for r in rows if trained["splits"][r["id"]] == "test"][:60]
     own = ev.score_batch([{"id": r["id"], "image": r["image"], "diagnostic_text": r["diagnostic_text"]}
                           for r in test], trained["root"], progress=False)
-    refs = load_dermbench(dermbench_root).records[::67]  # 60 cases across the categories
+    refs = dermbench_records[::67]  # 60 cases across the categories
     real = ev.score_batch([{"id": c.id, "image": test[k % len(test)]["image"], "diagnostic_text": c.reference_text}
                            for k, c in enumerate(refs)], trained["root"], progress=False)
     own_ood = np.mean([r["out_of_distribution"] for r in own])

@@ -1,8 +1,10 @@
 """`dvc repro` on a tiny world in a temporary git repository.
 
 The first run trains, judges, evaluates, registers v1 and promotes it; the second does
-nothing; impossible gate thresholds register v2 and leave the champion alone; an
-experiment with another training param runs through `dvc exp run -S` and `dvc exp show`.
+nothing; changed labels make training stale, and new expert ratings retrain (once).
+Heavy (``make test-all``): impossible gate thresholds register v2 and leave the champion
+alone; an experiment with another training param runs through `dvc exp run -S` and
+`dvc exp show`; a reviewer's promotion makes the monitor rescore with the new champion.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.slow
-def test_dvc_repro_twice(tmp_path: Path):
+def _tiny_project(tmp_path: Path) -> tuple[Path, dict, str]:
+    """A copy of the pipeline on a 46-case world in a fresh git + DVC repository: (root, params, dvc)."""
     work = tmp_path / "proj"
     work.mkdir()
     for name in ("dvc.yaml", "pipelines", "dermeval", "registry", "data/feedback"):
@@ -38,7 +40,7 @@ def test_dvc_repro_twice(tmp_path: Path):
         (shutil.copytree if src.is_dir() else shutil.copyfile)(src, work / name)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["prepare"].update(cases=46, weeks=2, batch_cases=3)
-    params["train"].update(epochs=4)
+    params["train"].update(epochs=4, members=1)
     params["evaluate"].update(n_boot=20)
     # A 4-epoch model on 46 cases is poor: loose bounds so the first version passes on them.
     params["gate"].update(overall_max=5.0, slice_max=5.0,
@@ -50,6 +52,12 @@ def test_dvc_repro_twice(tmp_path: Path):
     dvc = str(Path(sys.executable).parent / "dvc")
     for cmd in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):
         assert _run(cmd, work).returncode == 0
+    return work, params, dvc
+
+
+@pytest.mark.slow
+def test_dvc_repro_twice(tmp_path: Path):
+    work, params, dvc = _tiny_project(tmp_path)
     first = _run([dvc, "repro"], work)
     assert first.returncode == 0, first.stderr[-2000:]
     manifest = json.loads((work / "data/prepared/manifest.json").read_text())
@@ -77,26 +85,6 @@ def test_dvc_repro_twice(tmp_path: Path):
     gate = json.loads((work / "reports/gate/gate.json").read_text())
     assert gate["version"] == "1" and gate["decision"]["passed"] is True and gate["champion_after"] == "1"
     assert (work / "mlflow.db").is_file() and (work / "reports/gate/gate.md").read_text().startswith("# Gate")
-
-    # Impossible thresholds: only `register` reruns; v2 is registered, the champion stays v1, reasons kept.
-    params["gate"]["overall_max"] = 0.0001
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
-    third = _run([dvc, "repro"], work)
-    assert third.returncode == 0, third.stderr[-2000:]
-    assert "Running stage 'register'" in third.stdout and "Running stage 'train'" not in third.stdout
-    gate = json.loads((work / "reports/gate/gate.json").read_text())
-    assert gate["version"] == "2" and gate["decision"]["passed"] is False and gate["champion_after"] == "1"
-    assert any("overall mae" in r and "<= 0.0001" in r for r in gate["decision"]["reasons"])
-    # v1, fetched from the registry, re-scored v2's test rows: the same model, so no difference at all.
-    paired = gate["decision"]["paired"]
-    assert paired["n"] == metrics["n_test"] and paired["difference"]["overall"]["value"] == 0.0
-    assert any(c["name"].startswith("overall vs champion v1") and c["passed"] for c in gate["decision"]["checks"])
-    assert "Challenger vs champion v1" in (work / "reports/gate/gate.md").read_text()
-    strict = _run([sys.executable, "-m", "pipelines.register", "--params", "params.yaml", "--model",
-                   "models/dermeval", "--reports", "reports", "--out", "reports/tmp_gate", "--strict"], work)
-    assert strict.returncode == 1 and "NOT promoted" in strict.stderr
-    audit = [json.loads(x) for x in (work / "data/registry/audit.jsonl").read_text().splitlines()]
-    assert [a["event"] for a in audit].count("promote") == 1 and audit[-1]["event"] == "gate"
 
     # New labels alone (same narratives, other ratings) must retrain and re-evaluate.
     records = work / "data/prepared/records.jsonl"
@@ -130,6 +118,37 @@ def test_dvc_repro_twice(tmp_path: Path):
                                                                          "batches": ["week_01"]}
     again = _run([dvc, "repro", "train"], work)  # the same ratings: nothing reruns
     assert "Running stage" not in again.stdout, again.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.heavy
+def test_gate_experiment_and_promotion_through_dvc(tmp_path: Path):
+    """The registry's side of the pipeline: a version the gate rejects, an experiment, a reviewer's promotion."""
+    work, params, dvc = _tiny_project(tmp_path)
+    first = _run([dvc, "repro"], work)
+    assert first.returncode == 0, first.stderr[-2000:]
+    metrics = json.loads((work / "reports/metrics.json").read_text())
+    assert json.loads((work / "reports/gate/gate.json").read_text())["champion_after"] == "1"
+
+    # Impossible thresholds: only `register` reruns; v2 is registered, the champion stays v1, reasons kept.
+    params["gate"]["overall_max"] = 0.0001
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    rejected = _run([dvc, "repro"], work)
+    assert rejected.returncode == 0, rejected.stderr[-2000:]
+    assert "Running stage 'register'" in rejected.stdout and "Running stage 'train'" not in rejected.stdout
+    gate = json.loads((work / "reports/gate/gate.json").read_text())
+    assert gate["version"] == "2" and gate["decision"]["passed"] is False and gate["champion_after"] == "1"
+    assert any("overall mae" in r and "<= 0.0001" in r for r in gate["decision"]["reasons"])
+    # v1, fetched from the registry, re-scored v2's test rows: the same model, so no difference at all.
+    paired = gate["decision"]["paired"]
+    assert paired["n"] == metrics["n_test"] and paired["difference"]["overall"]["value"] == 0.0
+    assert any(c["name"].startswith("overall vs champion v1") and c["passed"] for c in gate["decision"]["checks"])
+    assert "Challenger vs champion v1" in (work / "reports/gate/gate.md").read_text()
+    strict = _run([sys.executable, "-m", "pipelines.register", "--params", "params.yaml", "--model",
+                   "models/dermeval", "--reports", "reports", "--out", "reports/tmp_gate", "--strict"], work)
+    assert strict.returncode == 1 and "NOT promoted" in strict.stderr
+    audit = [json.loads(x) for x in (work / "data/registry/audit.jsonl").read_text().splitlines()]
+    assert [a["event"] for a in audit].count("promote") == 1 and audit[-1]["event"] == "gate"
 
     # An experiment with another training param, under bounds it passes: it still must not promote.
     # A 3-epoch model may regress against the champion; not the point here.
