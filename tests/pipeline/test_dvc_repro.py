@@ -31,7 +31,8 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def _tiny_project(tmp_path: Path) -> tuple[Path, dict, str]:
-    """A copy of the pipeline on a 46-case world in a fresh git + DVC repository: (root, params, dvc)."""
+    """A copy of the pipeline on a 46-case world in a fresh git + DVC repository, after its first
+    `dvc repro`: (root, params, dvc)."""
     work = tmp_path / "proj"
     work.mkdir()
     for name in ("dvc.yaml", "pipelines", "dermeval", "registry", "data/feedback"):
@@ -52,14 +53,14 @@ def _tiny_project(tmp_path: Path) -> tuple[Path, dict, str]:
     dvc = str(Path(sys.executable).parent / "dvc")
     for cmd in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):
         assert _run(cmd, work).returncode == 0
+    first = _run([dvc, "repro"], work)
+    assert first.returncode == 0, first.stderr[-2000:]
     return work, params, dvc
 
 
 @pytest.mark.slow
 def test_dvc_repro_twice(tmp_path: Path):
     work, params, dvc = _tiny_project(tmp_path)
-    first = _run([dvc, "repro"], work)
-    assert first.returncode == 0, first.stderr[-2000:]
     manifest = json.loads((work / "data/prepared/manifest.json").read_text())
     assert manifest["records"] == 46 * 6 and manifest["simulated_ratings"] is True
     assert (work / "models/dermeval/model.safetensors").is_file()
@@ -125,8 +126,6 @@ def test_dvc_repro_twice(tmp_path: Path):
 def test_gate_experiment_and_promotion_through_dvc(tmp_path: Path):
     """The registry's side of the pipeline: a version the gate rejects, an experiment, a reviewer's promotion."""
     work, params, dvc = _tiny_project(tmp_path)
-    first = _run([dvc, "repro"], work)
-    assert first.returncode == 0, first.stderr[-2000:]
     metrics = json.loads((work / "reports/metrics.json").read_text())
     assert json.loads((work / "reports/gate/gate.json").read_text())["champion_after"] == "1"
 
