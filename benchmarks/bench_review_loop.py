@@ -1,28 +1,28 @@
 """The expert loop on the default world: a rating budget spent by the review queue vs at random.
 
 Usage: python benchmarks/bench_review_loop.py [--budget 40] [--rounds 3] [--epochs 25] [--seeds 2] [--first-seed 0]
-                                               [--base-source dermbench] [--out results.json]
+                                               [--base-source dermbench] [--feedback-repeat N] [--out results.json]
 
-Simulated reviewers stand in for experts (say so wherever the figures go): two per narrative,
-each the world's true scores plus rater noise (SD 0.3, rounded to 0.5). Every round reviews the
-next weekly batches: the current evaluator scores them, ``budget`` narratives are picked (by
-the queue's own ranking, :func:`dermeval.review.queue.select_rows`, or uniformly at random),
-rated, added to the training split, and the evaluator is retrained. Measured after each
-round: overall and per-dimension MAE on held-out batch narratives (half of each week's cases,
+Simulated reviewers stand in for experts (say so wherever the figures go): two per narrative, each
+the world's true scores plus rater noise (SD 0.3, rounded to 0.5). Every round reviews the next
+weekly batches: the current evaluator scores them, ``budget`` narratives are picked (by the queue's
+own ranking, :func:`dermeval.review.queue.select_rows`, or uniformly at random), rated, added to
+the training split as expert-rated records (source ``feedback``, each seen ``--feedback-repeat``
+times an epoch, default ``train.feedback_repeat``), and the evaluator is retrained. Measured after
+each round: overall and per-dimension MAE on held-out batch narratives (half of each week's cases,
 never offered for review) against the simulated panel. Both strategies start from the same
-evaluator and see the same batches; only the choice differs. ``--base-source`` trains the
-starting evaluator on one source only (default ``dermbench``: real expert text, so the MLLMs'
-narratives in the batches are new to it, as production narratives are to a team's evaluator;
-``all``: the pipeline's training split). A retrain moves the held-out MAE by about 0.01 on its
-own, so every curve is the mean over ``--seeds`` training seeds (each seed's curve is kept).
-Needs the pipeline's outputs (``dvc repro``). Retrains use ``--epochs`` (fewer than the
-pipeline's) to keep the run short, on a fixed schedule that keeps the last epoch: with early
-stopping (``--early-stopping``, the pipeline's way) the epoch kept moves with a few changed rows
-and a seed's curve moved by up to 0.03 between rounds from that alone. Both strategies use the
-same settings, one network per retrain (``--members``; the pipeline trains an ensemble, which
-would take ``train.members`` times as long). Prints and saves JSON figures; the file is
-rewritten after every seed (``complete`` says whether all seeds ran), so a run stopped early
-keeps the seeds it finished.
+evaluator and see the same batches; only the choice differs. ``--base-source`` trains the starting
+evaluator on one source only (default ``dermbench``: real expert text, so the MLLMs' narratives in
+the batches are new to it, as production narratives are to a team's evaluator; ``all``: the
+pipeline's training split). A retrain moves the held-out MAE by about 0.01 on its own, so every
+curve is the mean over ``--seeds`` training seeds (each seed's curve is kept). Needs the pipeline's
+outputs (``dvc repro``). Retrains use ``--epochs`` (fewer than the pipeline's) to keep the run
+short, on a fixed schedule that keeps the last epoch: with early stopping (``--early-stopping``,
+the pipeline's way) the epoch kept moves with a few changed rows and a seed's curve moved by up to
+0.03 between rounds from that alone. Both strategies use the same settings, one network per retrain
+(``--members``; the pipeline trains an ensemble, which would take ``train.members`` times as long).
+Prints and saves JSON figures; the file is rewritten after every seed (``complete`` says whether
+all seeds ran), so a run stopped early keeps the seeds it finished.
 """
 
 from __future__ import annotations
@@ -183,11 +183,14 @@ def main() -> None:
                     help="a queue setting to compare with random choice: NAME (params.yaml's review.weights) or "
                          "NAME=part:weight,... (e.g. typical=typical:1,low_safety:1); NAME@model+wording=... also sets "
                          "the strata (default: review.stratify); repeatable; default: queue")
+    ap.add_argument("--feedback-repeat", type=int, default=None,
+                    help="times each rated narrative is seen an epoch in a retrain (default: train.feedback_repeat)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "review_loop.json"))
     args = ap.parse_args()
     params = load_params(args.params)
     d, rp = params.data, params.review
     budget = rp.budget_per_week if args.budget is None else args.budget
+    repeat = params.train.feedback_repeat if args.feedback_repeat is None else args.feedback_repeat
     prepared = Path(d.prepared)
     world = prepared / "dermsynth"
     if not (world / "manifest.json").is_file():
@@ -220,7 +223,8 @@ def main() -> None:
     signals: list[dict] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         cfg = params.train.with_(epochs=args.epochs, patience=min(params.train.patience, args.epochs), seed=seed,
-                                 early_stopping=args.early_stopping, members=args.members)
+                                 early_stopping=args.early_stopping, members=args.members,
+                                 feedback_repeat=repeat)
         rng = np.random.default_rng(seed)
 
         def train(extra: dict[str, dict], cfg=cfg) -> object:
@@ -248,7 +252,8 @@ def main() -> None:
                               np.random.default_rng(1000 + 100 * seed + k).permutation(len(offer))[:budget]]
                 for i in picked:
                     raters = _reviewers(rows[i], rng)
-                    extra[rows[i]["id"]] = {"raters": raters, "truth": None,  # reviewers rate; they name no defects
+                    # as `dermeval review export` writes them: reviewers rate, they name no defects
+                    extra[rows[i]["id"]] = {"raters": raters, "truth": None, "source": "feedback",
                                             "scores": {dd: float(np.mean([v[dd] for v in raters.values()]))
                                                        for dd in DIMENSIONS}}
                 t = time.perf_counter()
@@ -265,7 +270,7 @@ def main() -> None:
                "seeds_planned": args.seeds, "complete": seed == args.first_seed + args.seeds - 1,
                "first_seed": args.first_seed, "budget_per_round": budget, "rounds": args.rounds,
                "retrain_epochs": args.epochs, "early_stopping": args.early_stopping,
-               "members": args.members,
+               "members": args.members, "feedback_repeat": repeat,
                "random_share": rp.random_share, "stratify": {v: c["stratify"] for v, c in variants.items()},
                "weights": {v: c["weights"] for v, c in variants.items()},
                "held_out_narratives": len(held), "reviewers_per_narrative": 2, "reviewer_noise_sd": 0.3,

@@ -5,7 +5,7 @@ Usage: python benchmarks/pool_review_loop.py RESULTS.json [RESULTS.json ...] [--
 
 Each file is a ``bench_review_loop.py`` result (simulated reviewers). Runs are pooled only when
 they share the setting's weights and strata, the budget, the rounds, the retrain epochs and schedule
-(early stopping or fixed), and no seed
+(early stopping or fixed), the networks per retrain and the rated rows' repeats, and no seed
 appears twice. Prints and saves, per round and overall, the mean of (setting - random) held-out
 overall MAE over seeds, its standard error and how many seed-and-round pairs the setting was
 ahead; and the same over each seed's mean across rounds (the rounds of one seed are not
@@ -40,6 +40,11 @@ def _members(result: dict) -> int:
     return int(result.get("members", 1))
 
 
+def _repeat(result: dict) -> int:
+    """Times each rated narrative was seen an epoch (runs from before the setting saw it once)."""
+    return int(result.get("feedback_repeat", 1))
+
+
 def _strata(result: dict, variant: str) -> str:
     """The strata a run's setting spread its picks over (older runs kept one string for all settings)."""
     s = result.get("stratify", "")
@@ -56,10 +61,9 @@ def pool(results: list[dict], variant: str) -> dict:
             raise ValueError(f"a run has no setting {variant!r} (has {sorted(r['versus_random'])})")
         if (any(r[k] != first[k] for k in keys) or r["weights"][variant] != first["weights"][variant]
                 or _early(r) != _early(first) or _strata(r, variant) != _strata(first, variant)
-                or _members(r) != _members(first)):
-            raise ValueError(f"runs differ in their settings ({', '.join(keys)}, early_stopping, members, weights, "
-                             "strata): "
-                             "not pooled")
+                or _members(r) != _members(first) or _repeat(r) != _repeat(first)):
+            raise ValueError(f"runs differ in their settings ({', '.join(keys)}, early_stopping, members, "
+                             "feedback_repeat, weights, strata): not pooled")
         start = r.get("first_seed", 0)
         seeds += list(range(start, start + r["seeds"]))
         diffs += r["versus_random"][variant]["by_seed_and_round"]
@@ -70,6 +74,7 @@ def pool(results: list[dict], variant: str) -> dict:
             "variant": variant, "weights": first["weights"][variant], "stratify": _strata(first, variant),
             "seeds": seeds,
             **{k: first[k] for k in keys}, "early_stopping": _early(first), "members": _members(first),
+            "feedback_repeat": _repeat(first),
             "by_seed_and_round": diffs, "by_round": by_round,
             "all": _summary([x for d in diffs for x in d]),
             # the rounds of one seed share a retrained evaluator: the per-seed mean is the cautious unit

@@ -66,6 +66,10 @@ class TrainConfig(BaseModel):
     claim_precision: float = Field(gt=0, le=1)
     claim_margin: float = Field(ge=0)
     ood_quantile: float = Field(ge=0.5, lt=1)
+    # Every expert-rated training row (source ``feedback``: `dermeval review export`) is seen this many
+    # times an epoch (1: like any other row). A few dozen ratings among thousands of rows otherwise
+    # move the model by less than a retrain's own noise (benchmarks/bench_review_loop.py).
+    feedback_repeat: int = Field(ge=1)
 
     @model_validator(mode="before")
     @classmethod

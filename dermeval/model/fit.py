@@ -28,6 +28,8 @@ from dermeval.problems import PROBLEM_NAMES
 
 # Records of this source are (derived from) expert references: the calibration's "expert" style.
 EXPERT_SOURCE = "dermbench"
+# Records of this source were rated by the team's own reviewers (`dermeval review export`).
+FEEDBACK_SOURCE = "feedback"
 MIN_STYLE_ROWS = 50  # fewer calibration rows of either style: one calibration for all
 
 
@@ -52,9 +54,10 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
     """
     rows, idx, targets, vocab = training_inputs(fs, rows_by_id, splits, cfg, known_names=known_names, icd=icd)
     categories = targets.categories
-    net, history = train_members(fs, targets, idx["train"], idx["val"], cfg, progress=progress)
-    calib_raw = predict_raw(net, fs, idx["calib"])
     sources = np.array([str(r.get("source", "")) for r in rows])
+    seen = repeat_feedback(idx["train"], sources, cfg.feedback_repeat)
+    net, history = train_members(fs, targets, seen, idx["val"], cfg, progress=progress)
+    calib_raw = predict_raw(net, fs, idx["calib"])
     expert = sources == EXPERT_SOURCE
     calib_expert, style_prob = expert[idx["calib"]], None
     if cfg.calibrate_by_style and min(calib_expert.sum(), (~calib_expert).sum()) >= MIN_STYLE_ROWS:
@@ -78,6 +81,16 @@ def fit_evaluator(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits:
             "review_threshold": review_threshold, "claim_thresholds": thresholds, "train": cfg.model_dump(),
             "split_sizes": {k: int(len(v)) for k, v in idx.items()}, "encoders": identities()}
     return Evaluator(net, meta, vocabulary=vocab, novelty=novelty), history, idx
+
+
+def repeat_feedback(train_idx: np.ndarray, sources: np.ndarray, repeat: int) -> np.ndarray:
+    """The training positions an epoch draws from: ``train_idx`` with each row of FEEDBACK_SOURCE
+    (``sources``: per row of the feature set) ``repeat`` times in all. Only the networks see the
+    repeats; the vocabulary, the style model and the novelty reference count every row once."""
+    if repeat == 1:
+        return train_idx
+    rated = train_idx[sources[train_idx] == FEEDBACK_SOURCE]
+    return np.concatenate([train_idx, np.repeat(rated, repeat - 1)])
 
 
 def training_inputs(fs: FeatureSet, rows_by_id: dict[str, dict[str, Any]], splits: dict[str, str],

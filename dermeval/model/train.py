@@ -120,8 +120,8 @@ def _weighted_loss(out: dict[str, torch.Tensor], y: dict[str, torch.Tensor], cfg
     loss = loss + cfg.overall_weight * _mean((out["mean"].mean(1) - y["consensus"].mean(1)).abs(), w)
     # Individual raters teach the variance: their spread around the mean is the uncertainty (Gaussian
     # NLL; the log-variance is clamped to [-8, 4], so the variance needs no floor here).
-    var = out["logvar"].exp()[:, None]  # (B, 1, 6) against raters (B, R, 6)
-    nll = 0.5 * (torch.log(var) + (y["raters"] - out["mean"][:, None]) ** 2 / var)
+    logvar = out["logvar"][:, None]  # (B, 1, 6) against raters (B, R, 6)
+    nll = 0.5 * (logvar + (y["raters"] - out["mean"][:, None]) ** 2 * torch.exp(-logvar))
     loss = loss + cfg.nll_weight * _mean(nll, y["rater_valid"] * w[:, None, None])
     if has_categories:
         known = y["image_ok"] * w
