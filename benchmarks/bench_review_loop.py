@@ -1,28 +1,30 @@
 """The expert loop on the default world: a rating budget spent by the review queue vs at random.
 
-Usage: python benchmarks/bench_review_loop.py [--budget 40] [--rounds 3] [--epochs 25] [--seeds 2] [--first-seed 0]
-                                               [--base-source dermbench] [--feedback-repeat N] [--out results.json]
+Usage: python benchmarks/bench_review_loop.py [--budget 40 [--per-week]] [--rounds 3] [--epochs 25] [--seeds 2]
+                                               [--first-seed 0] [--base-source dermbench] [--feedback-repeat N]
+                                               [--out results.json]
 
 Simulated reviewers stand in for experts (say so wherever the figures go): two per narrative, each
 the world's true scores plus rater noise (SD 0.3, rounded to 0.5). Every round reviews the next
-weekly batches: the current evaluator scores them, ``budget`` narratives are picked (by the queue's
-own ranking, :func:`dermeval.review.queue.select_rows`, or uniformly at random), rated, added to
-the training split as expert-rated records (source ``feedback``, each seen ``--feedback-repeat``
-times an epoch, default ``train.feedback_repeat``), and the evaluator is retrained. Measured after
-each round: overall and per-dimension MAE on held-out batch narratives (half of each week's cases,
-never offered for review) against the simulated panel. Both strategies start from the same
-evaluator and see the same batches; only the choice differs. ``--base-source`` trains the starting
-evaluator on one source only (default ``dermbench``: real expert text, so the MLLMs' narratives in
-the batches are new to it, as production narratives are to a team's evaluator; ``all``: the
-pipeline's training split). A retrain moves the held-out MAE by about 0.01 on its own, so every
-curve is the mean over ``--seeds`` training seeds (each seed's curve is kept). Needs the pipeline's
-outputs (``dvc repro``). Retrains use ``--epochs`` (fewer than the pipeline's) to keep the run
-short, on a fixed schedule that keeps the last epoch: with early stopping (``--early-stopping``,
-the pipeline's way) the epoch kept moves with a few changed rows and a seed's curve moved by up to
-0.03 between rounds from that alone. Both strategies use the same settings, one network per retrain
-(``--members``; the pipeline trains an ensemble, which would take ``train.members`` times as long).
-Prints and saves JSON figures; the file is rewritten after every seed (``complete`` says whether
-all seeds ran), so a run stopped early keeps the seeds it finished.
+weekly batches: the current evaluator scores them, ``budget`` narratives (``--per-week``:
+``budget`` per week of the round) are picked (by the queue's own ranking,
+:func:`dermeval.review.queue.select_rows`, or uniformly at random), rated, added to the training
+split as expert-rated records (source ``feedback``, each seen ``--feedback-repeat`` times an epoch,
+default ``train.feedback_repeat``), and the evaluator is retrained. Measured after each round:
+overall and per-dimension MAE on held-out batch narratives (half of each week's cases, never
+offered for review) against the simulated panel. Both strategies start from the same evaluator and
+see the same batches; only the choice differs. ``--base-source`` trains the starting evaluator on
+one source only (default ``dermbench``: real expert text, so the MLLMs' narratives in the batches
+are new to it, as production narratives are to a team's evaluator; ``all``: the pipeline's training
+split). A retrain moves the held-out MAE by about 0.01 on its own, so every curve is the mean over
+``--seeds`` training seeds (each seed's curve is kept). Needs the pipeline's outputs (``dvc
+repro``). Retrains use ``--epochs`` (fewer than the pipeline's) to keep the run short, on a fixed
+schedule that keeps the last epoch: with early stopping (``--early-stopping``, the pipeline's way)
+the epoch kept moves with a few changed rows and a seed's curve moved by up to 0.03 between rounds
+from that alone. Both strategies use the same settings, one network per retrain (``--members``; the
+pipeline trains an ensemble, which would take ``train.members`` times as long). Prints and saves
+JSON figures; the file is rewritten after every seed (``complete`` says whether all seeds ran), so
+a run stopped early keeps the seeds it finished.
 """
 
 from __future__ import annotations
@@ -168,6 +170,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default=str(REPO / "params.yaml"))
     ap.add_argument("--budget", type=int, default=None, help="ratings per round (default: review.budget_per_week)")
+    ap.add_argument("--per-week", action="store_true",
+                    help="the budget counts per weekly batch, as review.budget_per_week does in production: a round "
+                         "of k weeks gets k x budget ratings (default: budget per round, as every earlier run)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--seeds", type=int, default=2)
@@ -241,15 +246,16 @@ def main() -> None:
             for k, wk in enumerate(per_round, start=1):
                 offer = [i for i, w in week_of.items() if w in set(wk.tolist())]
                 pred = evaluator.predict(fs, offer)
+                spend = budget * (len(wk) if args.per_week else 1)  # this round's ratings
                 df = _frame(pred, evaluator.review_flags(pred), rows, offer, judge)
                 if strategy != "random":
                     picked = [int(df.at[i, "i"]) for i, _ in select_rows(
-                        df, budget=budget, random_share=rp.random_share, weights=variants[strategy]["weights"],
+                        df, budget=spend, random_share=rp.random_share, weights=variants[strategy]["weights"],
                         strata=[STRATA[x] for x in variants[strategy]["stratify"].split(",") if x],
                         safety_floor=params.monitor.safety_floor, seed=100 * seed + k)]
                 else:
                     picked = [offer[j] for j in
-                              np.random.default_rng(1000 + 100 * seed + k).permutation(len(offer))[:budget]]
+                              np.random.default_rng(1000 + 100 * seed + k).permutation(len(offer))[:spend]]
                 for i in picked:
                     raters = _reviewers(rows[i], rng)
                     # as `dermeval review export` writes them: reviewers rate, they name no defects
@@ -268,7 +274,8 @@ def main() -> None:
         res = {"benchmark": "expert loop: review queue vs random choice at equal budget (simulated reviewers)",
                "simulated": True, "base_source": args.base_source, "seeds": seed - args.first_seed + 1,
                "seeds_planned": args.seeds, "complete": seed == args.first_seed + args.seeds - 1,
-               "first_seed": args.first_seed, "budget_per_round": budget, "rounds": args.rounds,
+               "first_seed": args.first_seed, "budget_per_round": budget, "budget_per_week": args.per_week,
+               "rounds": args.rounds,
                "retrain_epochs": args.epochs, "early_stopping": args.early_stopping,
                "members": args.members, "feedback_repeat": repeat,
                "random_share": rp.random_share, "stratify": {v: c["stratify"] for v, c in variants.items()},

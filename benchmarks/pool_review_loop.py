@@ -4,12 +4,12 @@ Usage: python benchmarks/pool_review_loop.py RESULTS.json [RESULTS.json ...] [--
                                              [--out benchmarks/results/review_loop_pooled.json]
 
 Each file is a ``bench_review_loop.py`` result (simulated reviewers). Runs are pooled only when
-they share the setting's weights and strata, the budget, the rounds, the retrain epochs and schedule
-(early stopping or fixed), the networks per retrain and the rated rows' repeats, and no seed
-appears twice. Prints and saves, per round and overall, the mean of (setting - random) held-out
-overall MAE over seeds, its standard error and how many seed-and-round pairs the setting was
-ahead; and the same over each seed's mean across rounds (the rounds of one seed are not
-independent, so that is the cautious figure).
+they share the setting's weights and strata, the budget, the rounds, the retrain epochs and
+schedule (early stopping or fixed), the networks per retrain, the rated rows' repeats and whether
+the budget counted per week, and no seed appears twice. Prints and saves, per round and overall,
+the mean of (setting - random) held-out overall MAE over seeds, its standard error and how many
+seed-and-round pairs the setting was ahead; and the same over each seed's mean across rounds (the
+rounds of one seed are not independent, so that is the cautious figure).
 """
 
 from __future__ import annotations
@@ -30,19 +30,13 @@ def _summary(x: list[float]) -> dict[str, float | int]:
     return {"n": len(a), "mean": round(float(a.mean()), 4), "se": round(se, 4), "ahead": int((a < 0).sum())}
 
 
-def _early(result: dict) -> bool:
-    """Whether a run's retrains stopped early (runs from before the setting existed all did)."""
-    return bool(result.get("early_stopping", True))
+# Settings a run records that earlier runs lacked, with the value those runs had: their retrains
+# stopped early, trained one network, saw each rating once and spent the budget per round.
+OPTIONAL = {"early_stopping": True, "members": 1, "feedback_repeat": 1, "budget_per_week": False}
 
 
-def _members(result: dict) -> int:
-    """Networks per retrain (runs from before ensembles trained one)."""
-    return int(result.get("members", 1))
-
-
-def _repeat(result: dict) -> int:
-    """Times each rated narrative was seen an epoch (runs from before the setting saw it once)."""
-    return int(result.get("feedback_repeat", 1))
+def _setting(result: dict, key: str) -> object:
+    return result.get(key, OPTIONAL[key])
 
 
 def _strata(result: dict, variant: str) -> str:
@@ -60,10 +54,10 @@ def pool(results: list[dict], variant: str) -> dict:
         if variant not in r["versus_random"]:
             raise ValueError(f"a run has no setting {variant!r} (has {sorted(r['versus_random'])})")
         if (any(r[k] != first[k] for k in keys) or r["weights"][variant] != first["weights"][variant]
-                or _early(r) != _early(first) or _strata(r, variant) != _strata(first, variant)
-                or _members(r) != _members(first) or _repeat(r) != _repeat(first)):
-            raise ValueError(f"runs differ in their settings ({', '.join(keys)}, early_stopping, members, "
-                             "feedback_repeat, weights, strata): not pooled")
+                or _strata(r, variant) != _strata(first, variant)
+                or any(_setting(r, k) != _setting(first, k) for k in OPTIONAL)):
+            raise ValueError(f"runs differ in their settings ({', '.join([*keys, *OPTIONAL])}, weights, strata): "
+                             "not pooled")
         start = r.get("first_seed", 0)
         seeds += list(range(start, start + r["seeds"]))
         diffs += r["versus_random"][variant]["by_seed_and_round"]
@@ -73,8 +67,7 @@ def pool(results: list[dict], variant: str) -> dict:
     return {"benchmark": "expert loop pooled over seeds (simulated reviewers)", "simulated": True,
             "variant": variant, "weights": first["weights"][variant], "stratify": _strata(first, variant),
             "seeds": seeds,
-            **{k: first[k] for k in keys}, "early_stopping": _early(first), "members": _members(first),
-            "feedback_repeat": _repeat(first),
+            **{k: first[k] for k in keys}, **{k: _setting(first, k) for k in OPTIONAL},
             "by_seed_and_round": diffs, "by_round": by_round,
             "all": _summary([x for d in diffs for x in d]),
             # the rounds of one seed share a retrained evaluator: the per-seed mean is the cautious unit

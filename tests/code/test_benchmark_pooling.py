@@ -31,7 +31,8 @@ def test_runs_pool_over_their_seeds():
 @pytest.mark.parametrize("other", [_run(0, [[0.0, 0.0]]), _run(5, [[0.0, 0.0]], budget=20),
                                    _run(5, [[0.0, 0.0]], weight=0.5), _run(5, [[0.0, 0.0]], early=False),
                                    _run(5, [[0.0, 0.0]], strata="model,category,wording"),
-                                   _run(5, [[0.0, 0.0]], repeat=10)])
+                                   _run(5, [[0.0, 0.0]], repeat=10),
+                                   {**_run(5, [[0.0, 0.0]]), "budget_per_week": True}])
 def test_a_repeated_seed_or_other_settings_are_not_pooled(other):
     with pytest.raises(ValueError):
         pool([_run(0, [[-0.02, -0.04]]), other], "queue")
