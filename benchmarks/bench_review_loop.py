@@ -169,7 +169,8 @@ def _versus_random(queue: list[list[dict]], random: list[list[dict]]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default=str(REPO / "params.yaml"))
-    ap.add_argument("--budget", type=int, default=None, help="ratings per round (default: review.budget_per_week)")
+    ap.add_argument("--budget", type=int, default=None, help="ratings per round, or per week with --per-week "
+                                                                   "(default: review.budget_per_week)")
     ap.add_argument("--per-week", action="store_true",
                     help="the budget counts per weekly batch, as review.budget_per_week does in production: a round "
                          "of k weeks gets k x budget ratings (default: budget per round, as every earlier run)")
