@@ -8,14 +8,12 @@ from benchmarks.pool_review_loop import pool
 
 
 def _run(first_seed: int, diffs: list[list[float]], budget: int = 40, weight: float = 1.0,
-         early: bool | None = None, strata: str | None = None, repeat: int | None = None) -> dict:
+         early: bool | None = None, strata: str | None = None) -> dict:
     run = {"budget_per_round": budget, "rounds": 2, "retrain_epochs": 25, "base_source": "dermbench",
            "seeds": len(diffs), "first_seed": first_seed, "weights": {"queue": {"uncertainty": weight}},
            "versus_random": {"queue": {"by_seed_and_round": diffs}}}
     if early is not None:  # runs from before the setting existed have no key and stopped early
         run["early_stopping"] = early
-    if repeat is not None:  # runs from before the setting existed have no key and saw each rating once
-        run["feedback_repeat"] = repeat
     run["stratify"] = "model,category" if strata is None else {"queue": strata}  # older runs: one string
     return run
 
@@ -31,7 +29,7 @@ def test_runs_pool_over_their_seeds():
 @pytest.mark.parametrize("other", [_run(0, [[0.0, 0.0]]), _run(5, [[0.0, 0.0]], budget=20),
                                    _run(5, [[0.0, 0.0]], weight=0.5), _run(5, [[0.0, 0.0]], early=False),
                                    _run(5, [[0.0, 0.0]], strata="model,category,wording"),
-                                   _run(5, [[0.0, 0.0]], repeat=10),
+                                   {**_run(5, [[0.0, 0.0]]), "feedback_repeat": 10},
                                    {**_run(5, [[0.0, 0.0]]), "budget_per_week": True}])
 def test_a_repeated_seed_or_other_settings_are_not_pooled(other):
     with pytest.raises(ValueError):
@@ -57,5 +55,6 @@ def test_runs_with_other_networks_per_retrain_are_not_pooled_and_older_runs_trai
 
 
 def test_runs_without_the_repeat_key_pool_with_runs_that_saw_each_rating_once():
-    out = pool([_run(0, [[-0.02, -0.04]]), _run(1, [[0.0, 0.0]], repeat=1)], "queue")
+    # runs from before the setting existed have no key and saw each rating once
+    out = pool([_run(0, [[-0.02, -0.04]]), {**_run(1, [[0.0, 0.0]]), "feedback_repeat": 1}], "queue")
     assert out["feedback_repeat"] == 1 and out["seeds"] == [0, 1]

@@ -7,9 +7,9 @@ import pytest
 
 from dermeval.model import fit
 from dermeval.model.fit import FEEDBACK_SOURCE, repeat_feedback
-from dermeval.model.train import Targets, predict_raw, train_network
+from dermeval.model.train import predict_raw, train_network
 from tests.conftest import train_config
-from tests.model.test_training_loop import _feature_set
+from tests.model.test_training_loop import _feature_set, score_targets
 
 
 def test_each_rated_training_row_is_drawn_repeat_times_and_nothing_else_changes():
@@ -36,9 +36,7 @@ def test_repeated_rated_rows_pull_the_model_toward_the_reviewers_scores():
     fs = _feature_set([3] * n)
     consensus = np.full((n, 6), 4.0, np.float32)
     consensus[rated] = 1.5
-    t = Targets(consensus=consensus, raters=consensus[:, None, :].copy(), defects=np.zeros((n, 1), np.float32),
-                has_defects=np.zeros(n, bool), defect_names=["x"], category=np.full(n, -1, np.int64),
-                conclusion_ok=np.zeros(n, bool), image_ok=np.zeros(n, bool), categories=["a", "b"])
+    t = score_targets(consensus)
     sources = np.full(n, "dermsynth")
     sources[rated] = FEEDBACK_SOURCE
     small = dict(epochs=4, batch_size=32, hidden=16, vocab_category=False, context_category=False,

@@ -63,15 +63,20 @@ def test_rows_without_a_rater_breakdown_train_without_nan():
     assert abs(loss - 0.5) < 1e-6  # the L1 term alone: row 0 off by 1 everywhere, row 1 exact
 
 
+def score_targets(consensus: np.ndarray) -> Targets:
+    """Targets of scores alone: one rater who gives the consensus, no problem labels, no known category."""
+    n = len(consensus)
+    return Targets(consensus=consensus, raters=consensus[:, None, :].copy(), defects=np.zeros((n, 1), np.float32),
+                   has_defects=np.zeros(n, bool), defect_names=["x"], category=np.full(n, -1, np.int64),
+                   conclusion_ok=np.zeros(n, bool), image_ok=np.zeros(n, bool), categories=["a", "b"])
+
+
 def _toy_problem(n: int = 96) -> tuple[FeatureSet, Targets]:
     """Rows whose six scores follow their first text feature: learnable, so validation MAE moves."""
     fs = _feature_set([3] * n)
     signal = fs.units[fs.offsets[:-1], 0]
     consensus = np.clip(2.5 + np.repeat(signal[:, None], 6, 1), 0, 5).astype(np.float32)
-    t = Targets(consensus=consensus, raters=consensus[:, None, :].copy(), defects=np.zeros((n, 1), np.float32),
-                has_defects=np.zeros(n, bool), defect_names=["x"], category=np.full(n, -1, np.int64),
-                conclusion_ok=np.zeros(n, bool), image_ok=np.zeros(n, bool), categories=["a", "b"])
-    return fs, t
+    return fs, score_targets(consensus)
 
 
 def _val_mae(net, fs: FeatureSet, t: Targets, idx: np.ndarray) -> float:
