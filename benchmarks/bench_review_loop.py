@@ -48,7 +48,7 @@ from dermeval.model.fit import fit_evaluator
 from dermeval.model.ood import MODALITIES
 from dermeval.params import load_params
 from dermeval.review.queue import STRATA, select_rows, value_parts
-from dermeval.schema import DIMENSIONS
+from dermeval.schema import DIMENSIONS, FEEDBACK_SOURCE
 from dermeval.synth.catalogue import default_catalogue
 
 REPO = Path(__file__).resolve().parents[1]
@@ -245,7 +245,8 @@ def main() -> None:
             evaluator, extra = start, {}
             curve = [{"round": 0, "ratings": 0, **_mae(start.predict(fs, held), rows, held)}]
             for k, wk in enumerate(per_round, start=1):
-                offer = [i for i, w in week_of.items() if w in set(wk.tolist())]
+                these_weeks = set(wk.tolist())
+                offer = [i for i, w in week_of.items() if w in these_weeks]
                 pred = evaluator.predict(fs, offer)
                 spend = budget * (len(wk) if args.per_week else 1)  # this round's ratings
                 df = _frame(pred, evaluator.review_flags(pred), rows, offer, judge)
@@ -260,7 +261,7 @@ def main() -> None:
                 for i in picked:
                     raters = _reviewers(rows[i], rng)
                     # as `dermeval review export` writes them: reviewers rate, they name no defects
-                    extra[rows[i]["id"]] = {"raters": raters, "truth": None, "source": "feedback",
+                    extra[rows[i]["id"]] = {"raters": raters, "truth": None, "source": FEEDBACK_SOURCE,
                                             "scores": {dd: float(np.mean([v[dd] for v in raters.values()]))
                                                        for dd in DIMENSIONS}}
                 t = time.perf_counter()

@@ -22,7 +22,7 @@ from dermeval.metrics import (
     overall_score,
     slices,
 )
-from dermeval.schema import DIMENSIONS
+from dermeval.schema import DIMENSIONS, FEEDBACK_SOURCE
 
 PAPER_DERMEVAL_MAE = 0.117
 PAPER_JUDGE_MAE = 0.251
@@ -61,7 +61,7 @@ def evaluation_report(test_rows: Sequence[dict[str, Any]], predicted: dict[str, 
     raters = _raters(test_rows)
     if raters:
         report["inter_rater_ceiling"] = inter_rater_ceiling(raters, n_boot=0)
-    expert_rows = [i for i, r in enumerate(test_rows) if r.get("source") == "feedback"]
+    expert_rows = [i for i, r in enumerate(test_rows) if r.get("source") == FEEDBACK_SOURCE]
     if expert_rows:  # narratives rated by the team's own reviewers: they outrank the simulated panel
         sub = [test_rows[i] for i in expert_rows]
         report["expert"] = {"n": len(sub), "n_cases": len({groups[i] for i in expert_rows}),

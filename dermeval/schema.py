@@ -58,6 +58,10 @@ DERMBENCH_CATEGORIES: tuple[str, ...] = (
 SCORE_MIN = 0.0
 SCORE_MAX = 5.0
 
+# The records source of narratives rated by the team's own reviewers (`dermeval review export`;
+# `prepare` merges them beside dermsynth, dermbench and user).
+FEEDBACK_SOURCE = "feedback"
+
 
 def _norm(name: str) -> str:
     return re.sub(r"[^a-z]+", "_", name.strip().lower()).strip("_")

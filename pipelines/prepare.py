@@ -21,6 +21,7 @@ from dermeval.formats.common import iter_jsonl, read_rows, write_json, write_jso
 from dermeval.formats.records import load_records
 from dermeval.images import resolve_under
 from dermeval.params import PrepareParams, load_params
+from dermeval.schema import FEEDBACK_SOURCE
 
 
 def _rated_rows(folder: Path, source: str) -> list[dict]:
@@ -58,7 +59,7 @@ def _feedback_rows(p: PrepareParams, out: Path) -> tuple[list[dict], list[dict]]
     path = Path(p.feedback_records) if p.feedback_records else None
     if path is None or not path.is_file() or path.stat().st_size == 0:
         return [], []
-    return _copied_records(path, path.parent, out, "feedback", "feedback")
+    return _copied_records(path, path.parent, out, FEEDBACK_SOURCE, "feedback")
 
 
 def resolve_source(p: PrepareParams) -> tuple[str, str]:

@@ -25,11 +25,10 @@ from dermeval.model.train import (
     train_members,
 )
 from dermeval.problems import PROBLEM_NAMES
+from dermeval.schema import FEEDBACK_SOURCE
 
 # Records of this source are (derived from) expert references: the calibration's "expert" style.
 EXPERT_SOURCE = "dermbench"
-# Records of this source were rated by the team's own reviewers (`dermeval review export`).
-FEEDBACK_SOURCE = "feedback"
 MIN_STYLE_ROWS = 50  # fewer calibration rows of either style: one calibration for all
 
 

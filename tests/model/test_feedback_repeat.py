@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from dermeval.model import fit
-from dermeval.model.fit import FEEDBACK_SOURCE, repeat_feedback
+from dermeval.model.fit import repeat_feedback
 from dermeval.model.train import predict_raw, train_network
+from dermeval.schema import FEEDBACK_SOURCE
 from tests.conftest import train_config
 from tests.model.test_training_loop import _feature_set, score_targets
 
