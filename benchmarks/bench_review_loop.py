@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_review_loop.py [--budget 40 [--per-week]] [--rounds 3] [--epochs 25] [--seeds 2]
                                                [--first-seed 0] [--base-source dermbench] [--feedback-repeat N]
-                                               [--out results.json]
+                                               [--all-rated] [--out results.json]
 
 Simulated reviewers stand in for experts (say so wherever the figures go): two per narrative, each
 the world's true scores plus rater noise (SD 0.3, rounded to 0.5). Every round reviews the next
@@ -24,7 +24,9 @@ the epoch kept moves with a few changed rows and a seed's curve moved by up to 0
 from that alone. Both strategies use the same settings, one network per retrain (``--members``; the
 pipeline trains an ensemble, which would take ``train.members`` times as long). Prints and saves
 JSON figures; the file is rewritten after every seed (``complete`` says whether all seeds ran), so
-a run stopped early keeps the seeds it finished.
+a run stopped early keeps the seeds it finished. ``--all-rated`` adds one retrain per seed with every
+reviewable narrative rated (``all_rated``): the error the ratings can bring the held-out narratives to
+at all, against which the budget's curves show how much room a better choice has.
 """
 
 from __future__ import annotations
@@ -191,6 +193,9 @@ def main() -> None:
                          "the strata (default: review.stratify); repeatable; default: queue")
     ap.add_argument("--feedback-repeat", type=int, default=None,
                     help="times each rated narrative is seen an epoch in a retrain (default: train.feedback_repeat)")
+    ap.add_argument("--all-rated", action="store_true",
+                    help="also retrain once per seed with every reviewable narrative of every week rated: how far "
+                         "the rated narratives can take the held-out error at all, the room a choice of a few has")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "review_loop.json"))
     args = ap.parse_args()
     params = load_params(args.params)
@@ -227,6 +232,7 @@ def main() -> None:
     variants = dict(_variant(v, vars(rp.weights), rp.stratify) for v in (args.variant or ["queue"]))
     per_seed: dict[str, list[list[dict]]] = {**{v: [] for v in variants}, "random": []}
     signals: list[dict] = []
+    all_rated: list[dict] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         cfg = params.train.with_(epochs=args.epochs, patience=min(params.train.patience, args.epochs), seed=seed,
                                  early_stopping=args.early_stopping, members=args.members,
@@ -272,6 +278,16 @@ def main() -> None:
                 print(f"seed {seed} {strategy} round {k}: {len(extra)} ratings, held-out overall MAE "
                       f"{curve[-1]['overall']}", file=sys.stderr)
             per_seed[strategy].append(curve)
+        if args.all_rated:  # the headroom: every reviewable narrative of every week rated (reviewers of their own)
+            raters_rng, extra = np.random.default_rng([seed, 7]), {}
+            for i in week_of:
+                raters = _reviewers(rows[i], raters_rng)
+                extra[rows[i]["id"]] = {"raters": raters, "truth": None, "source": FEEDBACK_SOURCE,
+                                        "scores": {dd: float(np.mean([v[dd] for v in raters.values()]))
+                                                   for dd in DIMENSIONS}}
+            all_rated.append({"seed": seed, "ratings": len(extra), **_mae(train(extra).predict(fs, held), rows, held)})
+            print(f"seed {seed} all {len(extra)} reviewable narratives rated: held-out overall MAE "
+                  f"{all_rated[-1]['overall']}", file=sys.stderr)
         # Saved after every seed: a long run stopped early keeps its finished seeds (poolable as they are).
         res = {"benchmark": "expert loop: review queue vs random choice at equal budget (simulated reviewers)",
                "simulated": True, "base_source": args.base_source, "seeds": seed - args.first_seed + 1,
@@ -284,6 +300,9 @@ def main() -> None:
                "weights": {v: c["weights"] for v, c in variants.items()},
                "held_out_narratives": len(held), "reviewers_per_narrative": 2, "reviewer_noise_sd": 0.3,
                **_summaries(per_seed, variants), "per_seed": per_seed, "signals_at_round_0": signals}
+        if all_rated:
+            res["all_rated"] = {"per_seed": all_rated,
+                                "overall": round(float(np.mean([a["overall"] for a in all_rated])), 4)}
         write_json(args.out, res)
         print(f"seed {seed} done: saved {args.out} ({res['seeds']} of {args.seeds} seeds)", file=sys.stderr)
     print(json.dumps(res, indent=2))
