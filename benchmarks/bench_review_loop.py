@@ -66,6 +66,14 @@ def _reviewers(row: dict, rng: np.random.Generator, n: int = 2) -> dict[str, dic
                                       for d in DIMENSIONS} for k in range(n)}
 
 
+def _rated(row: dict, rng: np.random.Generator) -> dict:
+    """What a rated narrative adds to its record, as `dermeval review export` writes it: the reviewers'
+    ratings and their mean, source ``feedback``; reviewers rate, they name no defects."""
+    raters = _reviewers(row, rng)
+    return {"raters": raters, "truth": None, "source": FEEDBACK_SOURCE,
+            "scores": {d: float(np.mean([v[d] for v in raters.values()])) for d in DIMENSIONS}}
+
+
 def _mae(pred: dict, rows: list[dict], idx: list[int]) -> dict[str, float]:
     truth = np.array([[rows[i]["scores"][d] for d in DIMENSIONS] for i in idx])
     p = pred["scores"]
@@ -265,11 +273,7 @@ def main() -> None:
                     picked = [offer[j] for j in
                               np.random.default_rng(1000 + 100 * seed + k).permutation(len(offer))[:spend]]
                 for i in picked:
-                    raters = _reviewers(rows[i], rng)
-                    # as `dermeval review export` writes them: reviewers rate, they name no defects
-                    extra[rows[i]["id"]] = {"raters": raters, "truth": None, "source": FEEDBACK_SOURCE,
-                                            "scores": {dd: float(np.mean([v[dd] for v in raters.values()]))
-                                                       for dd in DIMENSIONS}}
+                    extra[rows[i]["id"]] = _rated(rows[i], rng)
                 t = time.perf_counter()
                 evaluator = train(extra)
                 curve.append({"round": k, "weeks": [int(w) for w in wk], "ratings": len(extra),
@@ -279,12 +283,8 @@ def main() -> None:
                       f"{curve[-1]['overall']}", file=sys.stderr)
             per_seed[strategy].append(curve)
         if args.all_rated:  # the headroom: every reviewable narrative of every week rated (reviewers of their own)
-            raters_rng, extra = np.random.default_rng([seed, 7]), {}
-            for i in week_of:
-                raters = _reviewers(rows[i], raters_rng)
-                extra[rows[i]["id"]] = {"raters": raters, "truth": None, "source": FEEDBACK_SOURCE,
-                                        "scores": {dd: float(np.mean([v[dd] for v in raters.values()]))
-                                                   for dd in DIMENSIONS}}
+            raters_rng = np.random.default_rng([seed, 7])
+            extra = {rows[i]["id"]: _rated(rows[i], raters_rng) for i in week_of}
             all_rated.append({"seed": seed, "ratings": len(extra), **_mae(train(extra).predict(fs, held), rows, held)})
             print(f"seed {seed} all {len(extra)} reviewable narratives rated: held-out overall MAE "
                   f"{all_rated[-1]['overall']}", file=sys.stderr)
