@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -94,6 +95,19 @@ def skip_unless_ci(reason: str, module: bool = False) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"must run under CI=true: {reason}", pytrace=False)
     pytest.skip(reason, allow_module_level=module)
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Run the block on one torch thread, as a served model given ``DERMEVAL_TORCH_THREADS=1`` (and each
+    Spark task) runs: torch's encoder kernels sum in a thread-count-dependent order (features move by
+    ~3e-6 between 1 and 2 threads), so engines compared to 1e-5 must use the same count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def free_port() -> int:

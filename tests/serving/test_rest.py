@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dermeval.schema import DIMENSIONS
-from tests.conftest import free_port, stop_process, wait_for_http
+from tests.conftest import free_port, one_torch_thread, stop_process, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +25,10 @@ def test_mlflow_models_serve_answers_an_invocation(champion, tmp_path):
     # mlflow execs uvicorn from PATH: the one next to this interpreter
     path = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"
     # The server's own configuration names the one folder it reads image paths from.
+    # One torch thread in the server and in the local reference below: the encoders' sums then run in
+    # the same order and the two engines agree to 1e-5 (on two threads against one they need not).
     env = {**os.environ, "MLFLOW_TRACKING_URI": champion["tracking_uri"], "PATH": path,
-           "DERMEVAL_IMAGE_ROOT": str(root)}
+           "DERMEVAL_IMAGE_ROOT": str(root), "DERMEVAL_TORCH_THREADS": "1"}
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", champion["model_uri"],
                              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
@@ -57,9 +59,10 @@ def test_mlflow_models_serve_answers_an_invocation(champion, tmp_path):
     finally:
         stop_process(proc, 30)
         log.close()
-    want = champion["evaluator"].score_batch([{"id": r["id"], "image": r["image"],
-                                               "diagnostic_text": r["diagnostic_text"]} for r in rows],
-                                              root, progress=False, decimals=None)
+    with one_torch_thread():
+        want = champion["evaluator"].score_batch([{"id": r["id"], "image": r["image"],
+                                                   "diagnostic_text": r["diagnostic_text"]} for r in rows],
+                                                  root, progress=False, decimals=None)
     assert [p["id"] for p in predictions] == [rows[0]["id"], rows[1]["id"], "by-path", "bad"]
     for p, w in zip(predictions, want, strict=False):
         assert p.get("error") is None

@@ -11,7 +11,7 @@ import pytest
 
 from dermeval.formats.common import RowError, iter_jsonl
 from dermeval.schema import DIMENSIONS
-from tests.conftest import skip_unless_ci
+from tests.conftest import one_torch_thread, skip_unless_ci
 
 try:
     import pyspark  # noqa: F401
@@ -57,19 +57,12 @@ def table(champion, tmp_path_factory):
 
 
 def local_rows(evaluator, src, root, decimals=None):
-    """The local engine on ``src`` with one torch thread, as each Spark task runs it: torch's encoder
-    kernels sum in a thread-count-dependent order (features move by ~3e-6 between 1 and 2 threads)."""
-    import torch
-
+    """The local engine on ``src`` with one torch thread, as each Spark task runs it (:func:`one_torch_thread`)."""
     parsed = list(iter_jsonl(src))
     rows = [o if not isinstance(o, RowError) else {"id": None, "error": str(o)} for _, o in parsed]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         return evaluator.score_batch(rows, root, progress=False, source=str(src), lines=[n for n, _ in parsed],
                                      decimals=decimals)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_spark_udf_on_the_champion_equals_the_local_engine(spark, champion, table, tmp_path):
