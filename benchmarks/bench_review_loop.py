@@ -52,6 +52,7 @@ from dermeval.params import load_params
 from dermeval.review.queue import STRATA, select_rows, value_parts
 from dermeval.schema import DIMENSIONS, FEEDBACK_SOURCE
 from dermeval.synth.catalogue import default_catalogue
+from dermeval.synth.panel import consensus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,8 +71,7 @@ def _rated(row: dict, rng: np.random.Generator) -> dict:
     """What a rated narrative adds to its record, as `dermeval review export` writes it: the reviewers'
     ratings and their mean, source ``feedback``; reviewers rate, they name no defects."""
     raters = _reviewers(row, rng)
-    return {"raters": raters, "truth": None, "source": FEEDBACK_SOURCE,
-            "scores": {d: float(np.mean([v[d] for v in raters.values()])) for d in DIMENSIONS}}
+    return {"raters": raters, "truth": None, "source": FEEDBACK_SOURCE, "scores": consensus(raters)}
 
 
 def _mae(pred: dict, rows: list[dict], idx: list[int]) -> dict[str, float]:
